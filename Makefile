@@ -1,0 +1,39 @@
+# `make run`: a working donjon on SQLite at http://localhost:8080.
+# `make test`: the test suite (PostgreSQL tests skip without a server unless
+# DONJON_TEST_REQUIRE_POSTGRES=1, as in CI).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+MASTERKEY_FILE ?= .donjon/masterkey
+PYTEST_ARGS ?=
+
+.PHONY: run test bench lint clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+$(MASTERKEY_FILE):
+	mkdir -p $(dir $@)
+	umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_hex(16), end='')" > $@
+
+run: $(BIN)/.installed $(MASTERKEY_FILE)
+	$(BIN)/donjon start-from-init --masterkeyFile $(MASTERKEY_FILE)
+
+test: $(BIN)/.installed
+	$(BIN)/pip install -q ./tests/fixtures/donjon-sample-plugin
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/push.py
+	$(BIN)/python bench/rebuild.py
+
+lint: $(BIN)/.installed
+	$(BIN)/pip install -q ruff
+	$(BIN)/ruff check core plugins actions tests bench
+
+clean:
+	rm -rf $(VENV) .donjon build *.egg-info

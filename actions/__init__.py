@@ -1,0 +1,1 @@
+"""User-defined actions: targets, executions and durable delivery."""

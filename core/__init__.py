@@ -1,0 +1,1 @@
+"""donjon core: event store, projections, setup, plugin host, server and CLI."""

@@ -1,0 +1,351 @@
+"""The `donjon` command line.
+
+    donjon init | setup | setup cleanup | start | start-from-init | start-from-setup
+    donjon projections list | rebuild NAME | rebuild --all
+    donjon plugins list
+
+Commands that run setup or serve take --config (repeatable), and the master
+key from --masterkey, --masterkeyFile or DONJON_MASTERKEY.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+
+from donjon.core.config import load_settings
+from donjon.core.errors import DonjonError
+from donjon.core.keys import load_masterkey
+from donjon.core.logs import configure_logging
+from donjon.core.plugins import collect, get_plugin_manager
+from donjon.core.runtime import Runtime, build_runtime
+from donjon.core.settings import Settings
+
+log = logging.getLogger("donjon")
+T = TypeVar("T")
+
+config_option = click.option(
+    "--config", "configs", multiple=True, type=click.Path(dir_okay=False),
+    help="A YAML file overriding defaults.yaml; repeatable, later files win.",
+)
+masterkey_options = [
+    click.option("--masterkey", envvar=None, help="The 32-byte master key (or use DONJON_MASTERKEY)."),
+    click.option("--masterkeyFile", "masterkey_file", type=click.Path(dir_okay=False),
+                 help="A file holding the master key."),
+]
+
+
+def with_masterkey(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(masterkey_options):
+        fn = option(fn)
+    return fn
+
+
+def settings_from(configs: tuple[str, ...]) -> Settings:
+    settings = load_settings(configs)
+    configure_logging(settings.Log.Level, settings.Log.Format)
+    return settings
+
+
+def run(main: Callable[[], Awaitable[T]], *, on_signal: Callable[[str], None] | None = None) -> T:
+    """Run `main` in a fresh event loop; SIGTERM/SIGINT cancel it and exit 128+signal."""
+    received: list[int] = []
+
+    async def wrapper() -> T:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+
+        def cancel(signum: int) -> None:
+            received.append(signum)
+            reason = f"canceled by {signal.Signals(signum).name}"
+            log.warning("%s received; cancelling", signal.Signals(signum).name)
+            if on_signal:
+                on_signal(reason)
+            assert task is not None
+            task.cancel()
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, cancel, signum)
+        try:
+            return await main()
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+
+    try:
+        return asyncio.run(wrapper())
+    except asyncio.CancelledError:
+        if received:
+            sys.exit(128 + received[0])
+        raise
+
+
+def fail_cleanly(fn: Callable[..., T]) -> Callable[..., T]:
+    """Turn DonjonError into a one-line message and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except DonjonError as exc:
+            click.echo(f"donjon: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+class DonjonCLI(click.Group):
+    """Adds the commands of every installed plugin (`register_commands`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._plugins_loaded = False
+
+    def _load_plugin_commands(self) -> None:
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        for command in collect(get_plugin_manager().hook.register_commands()):
+            self.add_command(command)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        self._load_plugin_commands()
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=DonjonCLI)
+@click.version_option(package_name="donjon")
+def cli() -> None:
+    """donjon: an event-sourced identity platform."""
+
+
+# -- init / setup / start -------------------------------------------------------------
+
+
+async def _init(settings: Settings) -> None:
+    from donjon.core.setup.init import initialise
+
+    await initialise(settings.Database)
+    log.info("database initialised (%s)", settings.Database.kind)
+
+
+async def _setup(runtime: Runtime, runner_holder: list[Any]) -> None:
+    from donjon.core.setup.runner import SetupRunner
+
+    assert runtime.keys is not None
+    await runtime.keys.verify()
+    runner = SetupRunner(runtime)
+    runner_holder.append(runner)
+    await runner.run()
+
+
+def _signal_reason(holder: list[Any]) -> Callable[[str], None]:
+    def set_reason(reason: str) -> None:
+        for runner in holder:
+            runner.cancel_reason = reason
+
+    return set_reason
+
+
+@cli.command()
+@config_option
+@fail_cleanly
+def init(configs: tuple[str, ...]) -> None:
+    """Create the database (with admin credentials), the user and the tables."""
+    settings = settings_from(configs)
+    run(lambda: _init(settings))
+
+
+@cli.group(invoke_without_command=True)
+@config_option
+@with_masterkey
+@click.pass_context
+@fail_cleanly
+def setup(ctx: click.Context, configs: tuple[str, ...], masterkey: str | None, masterkey_file: str | None) -> None:
+    """Run the setup steps that are due (migrations, projection rebuilds, first instance)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = settings_from(configs)
+    runtime = build_runtime(settings, masterkey=load_masterkey(masterkey, masterkey_file))
+    holder: list[Any] = []
+
+    async def main() -> None:
+        try:
+            await _setup(runtime, holder)
+        finally:
+            await runtime.close()
+
+    run(main, on_signal=_signal_reason(holder))
+
+
+@setup.command("cleanup")
+@config_option
+@fail_cleanly
+def setup_cleanup(configs: tuple[str, ...]) -> None:
+    """Record steps left `started` as failed so the next setup reruns them."""
+    from donjon.core.setup.runner import SetupRunner
+
+    settings = settings_from(configs)
+    runtime = build_runtime(settings)
+
+    async def main() -> list[str]:
+        try:
+            return await SetupRunner(runtime).cleanup()
+        finally:
+            await runtime.close()
+
+    cleaned = run(main)
+    click.echo("\n".join(f"marked failed: {name}" for name in cleaned) or "no step was left started")
+
+
+def _start_command(name: str, *, do_init: bool, do_setup: bool, doc: str) -> click.Command:
+    @cli.command(name, help=doc)
+    @config_option
+    @with_masterkey
+    @fail_cleanly
+    def command(configs: tuple[str, ...], masterkey: str | None, masterkey_file: str | None) -> None:
+        from donjon.core.server import run_server
+
+        settings = settings_from(configs)
+        key = load_masterkey(masterkey, masterkey_file)
+        if do_init:
+            run(lambda: _init(settings))
+        runtime = build_runtime(settings, masterkey=key)
+        if do_setup:
+            holder: list[Any] = []
+
+            async def setup_main() -> None:
+                try:
+                    await _setup(runtime, holder)
+                finally:
+                    await runtime.db.dispose()
+
+            run(setup_main, on_signal=_signal_reason(holder))
+        # uvicorn handles SIGTERM/SIGINT itself: graceful shutdown.
+        run_server(runtime)
+
+    return command
+
+
+_start_command("start", do_init=False, do_setup=False, doc="Serve (setup must have run).")
+_start_command("start-from-setup", do_init=False, do_setup=True, doc="Run setup, then serve.")
+_start_command("start-from-init", do_init=True, do_setup=True, doc="Run init and setup, then serve.")
+
+
+# -- projections --------------------------------------------------------------------
+
+
+@cli.group()
+def projections() -> None:
+    """Inspect and rebuild projections (read models)."""
+
+
+@projections.command("list")
+@config_option
+@fail_cleanly
+def projections_list(configs: tuple[str, ...]) -> None:
+    """Show each projection: kind, version, status, position and lag."""
+    from donjon.core.projections.status import projection_status
+
+    runtime = build_runtime(settings_from(configs))
+
+    async def main() -> list[dict[str, Any]]:
+        try:
+            return await projection_status(runtime)
+        finally:
+            await runtime.close()
+
+    rows = run(main)
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "kind", "version", "status", "position", "lag", "parked")
+    for r in rows:
+        table.add_row(
+            r["name"], r["kind"], str(r["version"]), r["status"], str(r["position"]), str(r["lag"]), str(r["parked"])
+        )
+    Console().print(table)
+
+
+@projections.command("rebuild")
+@click.argument("names", nargs=-1)
+@click.option("--all", "rebuild_all", is_flag=True, help="Rebuild every projection.")
+@click.option("--restart", is_flag=True, help="Start over instead of resuming an interrupted rebuild.")
+@config_option
+@fail_cleanly
+def projections_rebuild(names: tuple[str, ...], rebuild_all: bool, restart: bool, configs: tuple[str, ...]) -> None:
+    """Rebuild projections from the event store, with a progress bar; resumable."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from donjon.core.projections.rebuild import rebuild
+
+    runtime = build_runtime(settings_from(configs))
+    if rebuild_all == bool(names):
+        raise click.UsageError("name the projections to rebuild, or pass --all")
+    known = {p.name: p for p in runtime.projections}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise click.UsageError(f"unknown projection {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    chosen = list(known.values()) if rebuild_all else [known[n] for n in names]
+
+    async def main() -> None:
+        try:
+            with Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
+            ) as bar:
+                for projection in chosen:
+                    task = bar.add_task(projection.name, total=None)
+
+                    def report(done: int, total: int, task: Any = task) -> None:
+                        bar.update(task, completed=done, total=total)
+
+                    result = await rebuild(
+                        runtime.db, runtime.store, projection,
+                        bulk_limit=runtime.settings.Projections.rebuild_bulk_limit(projection.name),
+                        restart=restart, progress=report,
+                    )
+                    bar.console.print(f"{projection.name}: {result.events} events replayed")
+        finally:
+            await runtime.close()
+
+    run(main)
+
+
+# -- plugins ------------------------------------------------------------------------
+
+
+@cli.group()
+def plugins() -> None:
+    """Inspect installed plugins."""
+
+
+@plugins.command("list")
+@config_option
+@fail_cleanly
+def plugins_list(configs: tuple[str, ...]) -> None:
+    """Show each plugin: name, version, source and state."""
+    settings = settings_from(configs)
+    pm = get_plugin_manager(settings)
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "version", "source", "state")
+    for info in sorted(pm.infos.values(), key=lambda i: (i.source != "builtin", i.name)):
+        state = "enabled (core)" if info.essential else ("enabled" if info.enabled else "disabled")
+        table.add_row(info.name, info.version, info.source, state)
+    Console(width=120).print(table)
+
+
+def main() -> None:
+    cli()

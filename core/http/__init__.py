@@ -1,0 +1,1 @@
+"""The HTTP edge: the ASGI wrapper (request ids, instances, metrics) and the debug routes."""

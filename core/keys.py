@@ -1,0 +1,104 @@
+"""The master key and the per-purpose keys it protects.
+
+The master key (exactly 32 bytes, from --masterkey, --masterkeyFile or
+DONJON_MASTERKEY) never touches the database. It encrypts (AES-256-GCM) one
+random key per purpose (`userKey`, `oidcKey`, …) kept in `encryption_keys`,
+and a check value written on first setup, so a process started with another
+master key stops at once instead of failing to decrypt later.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from donjon.core.database import Database
+from donjon.core.errors import MasterKeyError
+from donjon.core.eventstore.schema import encryption_keys
+
+MASTERKEY_LENGTH = 32
+_CHECK_ID = "masterkey.check"
+_CHECK_PLAINTEXT = b"donjon master key check"
+
+
+def load_masterkey(value: str | None, file: str | None, env: dict[str, str] | None = None) -> bytes:
+    """The master key from the flag, else the file, else DONJON_MASTERKEY."""
+    env = dict(os.environ) if env is None else env
+    if value:
+        raw, source = value.encode(), "--masterkey"
+    elif file:
+        try:
+            raw, source = Path(file).read_bytes().rstrip(b"\r\n"), f"--masterkeyFile {file}"
+        except OSError as exc:
+            raise MasterKeyError(f"--masterkeyFile: cannot read {file}: {exc.strerror}") from exc
+    elif env.get("DONJON_MASTERKEY"):
+        raw, source = env["DONJON_MASTERKEY"].encode(), "DONJON_MASTERKEY"
+    else:
+        raise MasterKeyError(
+            "no master key: pass --masterkey, --masterkeyFile or set DONJON_MASTERKEY (32 bytes)"
+        )
+    if len(raw) != MASTERKEY_LENGTH:
+        raise MasterKeyError(f"{source}: the master key must be exactly 32 bytes, got {len(raw)}")
+    return raw
+
+
+class KeyStore:
+    def __init__(self, db: Database, masterkey: bytes) -> None:
+        self.db = db
+        self._aead = AESGCM(masterkey)
+        self._cache: dict[str, bytes] = {}
+
+    def _seal(self, plaintext: bytes, label: str) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, plaintext, label.encode())
+
+    def _open(self, sealed: bytes, label: str) -> bytes:
+        return self._aead.decrypt(sealed[:12], sealed[12:], label.encode())
+
+    async def verify(self) -> None:
+        """Check the master key against the store; record it on first use."""
+        async with self.db.write() as conn:
+            row = (await conn.execute(select(encryption_keys.c.value).where(encryption_keys.c.id == _CHECK_ID))).first()
+            if row is None:
+                await self._insert(conn, _CHECK_ID, self._seal(_CHECK_PLAINTEXT, _CHECK_ID))
+                return
+        try:
+            ok = self._open(row[0], _CHECK_ID) == _CHECK_PLAINTEXT
+        except InvalidTag:
+            ok = False
+        if not ok:
+            raise MasterKeyError("the master key does not match the one this database was set up with")
+
+    async def purpose_key(self, purpose: str) -> bytes:
+        """The 32-byte key for `purpose`, created on first use."""
+        if purpose in self._cache:
+            return self._cache[purpose]
+        key_id = f"purpose.{purpose}"
+        async with self.db.write() as conn:
+            row = (await conn.execute(select(encryption_keys.c.value).where(encryption_keys.c.id == key_id))).first()
+            if row is None:
+                key = AESGCM.generate_key(bit_length=256)
+                await self._insert(conn, key_id, self._seal(key, key_id))
+            else:
+                key = self._open(row[0], key_id)
+        self._cache[purpose] = key
+        return key
+
+    async def encrypt(self, purpose: str, plaintext: bytes) -> bytes:
+        aead = AESGCM(await self.purpose_key(purpose))
+        nonce = os.urandom(12)
+        return nonce + aead.encrypt(nonce, plaintext, purpose.encode())
+
+    async def decrypt(self, purpose: str, sealed: bytes) -> bytes:
+        aead = AESGCM(await self.purpose_key(purpose))
+        return aead.decrypt(sealed[:12], sealed[12:], purpose.encode())
+
+    async def _insert(self, conn, key_id: str, value: bytes) -> None:  # type: ignore[no-untyped-def]
+        ins = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(encryption_keys)
+        await conn.execute(ins.values(id=key_id, value=value).on_conflict_do_nothing())

@@ -1,0 +1,76 @@
+"""Projections turn events into read-model tables.
+
+A projection names the events it handles with `@handles` on plain methods that
+take a StoredEvent and return statements (see `statements`)::
+
+    class Users(Projection):
+        name = "users"
+        version = 1
+        inline = True
+        tables = (users_table,)
+
+        @handles("user.added")
+        def added(self, event):
+            return [Put(users_table, {"id": event.aggregate_id, ...})]
+
+`inline = True` projections are written in the push transaction (commands and
+logins read them at once); the others are async: caught up after commit by a
+runner, their position committed with their rows. Raising `version` makes
+setup rebuild the projection from the whole store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+from sqlalchemy import MetaData, Table
+
+from donjon.core.events import StoredEvent
+from donjon.core.projections.statements import Statement
+
+# Read-model tables of every projection; kept apart from the core tables so a
+# rebuild can drop and recreate a projection's tables alone.
+projection_metadata = MetaData()
+
+Handler = Callable[[Any, StoredEvent], Sequence[Statement] | None]
+
+
+def handles(*event_types: str) -> Callable[[Handler], Handler]:
+    """Mark a method as the reducer of these event types."""
+
+    def mark(fn: Handler) -> Handler:
+        fn.__donjon_handles__ = event_types  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+class Projection:
+    name: ClassVar[str]
+    version: ClassVar[int] = 1
+    inline: ClassVar[bool] = False
+    tables: ClassVar[tuple[Table, ...]] = ()
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, Callable[[StoredEvent], Sequence[Statement] | None]] = {}
+        for attr in dir(type(self)):
+            fn = getattr(type(self), attr, None)
+            for event_type in getattr(fn, "__donjon_handles__", ()):
+                if event_type in self._handlers:
+                    raise ValueError(f"projection {self.name}: two handlers for {event_type}")
+                self._handlers[event_type] = getattr(self, attr)
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        return tuple(sorted(self._handlers))
+
+    def reduce(self, event: StoredEvent) -> Sequence[Statement]:
+        handler = self._handlers.get(event.type)
+        if handler is None:
+            return ()
+        return handler(event) or ()
+
+    def __repr__(self) -> str:
+        kind = "inline" if self.inline else "async"
+        return f"<{kind} projection {self.name} v{self.version}>"

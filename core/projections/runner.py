@@ -1,0 +1,141 @@
+"""Async projections: caught up after commit, each event handled once.
+
+Each batch runs in one transaction that locks the projection's state row
+(PostgreSQL: FOR UPDATE SKIP LOCKED, so a second process skips instead of
+waiting; SQLite: the database write lock), applies the events, and commits
+their rows together with the new position. A crash loses nothing and repeats
+nothing. An event whose handler fails is rolled back to a savepoint and
+counted; the projection stops there and retries after RetryFailedAfter, and
+after MaxFailureCount failures the event is parked and the projection goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from donjon.core.database import Database
+from donjon.core.events import StoredEvent
+from donjon.core.eventstore.query import EventQuery
+from donjon.core.eventstore.store import EventStore
+from donjon.core.projections.base import Projection
+from donjon.core.projections.state import ACTIVE, get_state, record_failure, set_position
+from donjon.core.projections.statements import apply_statements
+from donjon.core.settings import ProjectionSettings
+
+log = logging.getLogger(__name__)
+
+
+class ProjectionRunner:
+    """Runs every async projection of this process until stopped."""
+
+    def __init__(
+        self,
+        db: Database,
+        store: EventStore,
+        projections: Iterable[Projection],
+        settings: ProjectionSettings,
+    ) -> None:
+        self.db = db
+        self.store = store
+        self.settings = settings
+        self.projections = [p for p in projections if not p.inline]
+        self._wake = {p.name: asyncio.Event() for p in self.projections}
+        self._by_type: dict[str, list[str]] = {}
+        for p in self.projections:
+            for t in p.event_types:
+                self._by_type.setdefault(t, []).append(p.name)
+
+    def notify(self, stored: list[StoredEvent]) -> None:
+        """Wake the projections that handle any of these just-committed events."""
+        for event in stored:
+            for name in self._by_type.get(event.type, ()):
+                self._wake[name].set()
+
+    async def run(self) -> None:
+        """Follow the store until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            for p in self.projections:
+                group.create_task(self._follow(p), name=f"projection {p.name}")
+
+    async def _follow(self, projection: Projection) -> None:
+        wake = self._wake[projection.name]
+        every = self.settings.RequeueEvery.total_seconds()
+        while True:
+            wake.clear()
+            try:
+                await self.catch_up(projection)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("projection %s: batch failed; retrying", projection.name)
+            try:
+                await asyncio.wait_for(wake.wait(), timeout=every)
+            except TimeoutError:
+                pass
+
+    async def catch_up(self, projection: Projection) -> int:
+        """Handle batches until the projection is at the head; return events handled."""
+        handled = 0
+        while True:
+            count, more = await self.process_batch(projection)
+            handled += count
+            if not more:
+                return handled
+
+    async def process_batch(self, projection: Projection) -> tuple[int, bool]:
+        """One transaction's worth of events: returns (events handled, more waiting)."""
+        name = projection.name
+        limit = self.settings.bulk_limit(name)
+        max_failures = self.settings.max_failure_count(name)
+        now = datetime.now(UTC)
+        async with self.db.write() as conn:
+            state = await get_state(conn, name, lock=True)
+            if state is None or state.status != ACTIVE or state.version != projection.version:
+                return 0, False  # locked elsewhere, or waiting for setup to (re)build it
+            if state.retry_at is not None and state.retry_at > now:
+                return 0, False
+            head = await self.store.max_position(conn)
+            if head <= state.position:
+                return 0, False
+            batch = await self.store.query(
+                EventQuery(
+                    event_types=projection.event_types,
+                    position_after=state.position,
+                    position_at_most=head,
+                    limit=limit,
+                ),
+                conn=conn,
+            )
+            position, retry_at, handled = state.position, None, 0
+            for event in batch:
+                try:
+                    async with conn.begin_nested():
+                        await apply_statements(conn, projection.reduce(event))
+                except Exception as exc:
+                    count, parked = await record_failure(
+                        conn, name, event, f"{type(exc).__name__}: {exc}", max_failures
+                    )
+                    if not parked:
+                        log.warning(
+                            "projection %s: event %s (%s) failed %d time(s): %s",
+                            name, event.position, event.type, count, exc,
+                        )
+                        retry_at = now + self.settings.RetryFailedAfter
+                        break
+                    log.error(
+                        "projection %s: event %s (%s) parked after %d failures: %s",
+                        name, event.position, event.type, count, exc,
+                    )
+                position = event.position
+                handled += 1
+            else:
+                if len(batch) < limit:
+                    # Every position up to `head` is final (see EventStore), so
+                    # events of other types below it never need reading again.
+                    position = head
+            await set_position(conn, name, position, retry_at=retry_at)
+        more = retry_at is None and len(batch) == limit
+        return handled, more

@@ -1,0 +1,1 @@
+"""`donjon init` and `donjon setup`: tables, then ordered, repeatable, resumable steps."""

@@ -1,0 +1,1 @@
+"""Built-in protocol plugins (each a pluggy plugin of the donjon hooks)."""
