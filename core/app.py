@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 def create_app(runtime: Runtime, *, run_projections: bool = True) -> Edge:
     """Build the ASGI app of `runtime`; async projections follow the store while it runs."""
-    routes = [*DEBUG_ROUTES, *collect(runtime.pm.hook.register_routes(settings=runtime.settings))]
+    routes = [*DEBUG_ROUTES, *collect(runtime.pm.hook.register_routes, settings=runtime.settings)]
     runner_task: list[asyncio.Task[None]] = []
 
     async def startup() -> None:
@@ -36,10 +36,7 @@ def create_app(runtime: Runtime, *, run_projections: bool = True) -> Edge:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
-        try:
-            await call_all(runtime.pm.hook.on_shutdown, runtime=runtime)
-        except Exception:
-            log.exception("an on_shutdown hook failed")
+        await call_all(runtime.pm.hook.on_shutdown, isolate=True, runtime=runtime)
         await runtime.db.dispose()
 
     def instance_id(request: Request[Any, Any, Any]) -> str | None:

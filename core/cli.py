@@ -11,6 +11,7 @@ key from --masterkey, --masterkeyFile or DONJON_MASTERKEY.
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import logging
 import signal
@@ -21,10 +22,10 @@ from typing import Any, TypeVar
 import click
 
 from donjon.core.config import load_settings
-from donjon.core.errors import DonjonError
+from donjon.core.errors import DonjonError, PluginError
 from donjon.core.keys import load_masterkey
 from donjon.core.logs import configure_logging
-from donjon.core.plugins import collect, get_plugin_manager
+from donjon.core.plugins import collect_by_plugin, get_plugin_manager
 from donjon.core.runtime import Runtime, build_runtime
 from donjon.core.settings import Settings
 
@@ -102,26 +103,90 @@ def fail_cleanly(fn: Callable[..., T]) -> Callable[..., T]:
 
 
 class DonjonCLI(click.Group):
-    """Adds the commands of every installed plugin (`register_commands`)."""
+    """The `donjon` group, plus the commands plugins add (`register_commands`).
+
+    Plugin commands are gathered before the arguments are parsed, from every
+    installed plugin; each is guarded so that it fails, saying why, when its
+    plugin is disabled by the configuration it runs with. `--help` hides the
+    commands of plugins the environment disables.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._plugins_loaded = False
+        # command name -> the plugin that added it; None until loaded.
+        self._plugin_commands: dict[str, str] | None = None
 
-    def _load_plugin_commands(self) -> None:
-        if self._plugins_loaded:
-            return
-        self._plugins_loaded = True
-        for command in collect(get_plugin_manager().hook.register_commands()):
-            self.add_command(command)
+    def plugin_commands(self) -> dict[str, str]:
+        """Add every installed plugin's commands (once); return command name -> plugin."""
+        if self._plugin_commands is not None:
+            return self._plugin_commands
+        self._plugin_commands = {}
+        try:
+            pm = get_plugin_manager()
+            for plugin, command in collect_by_plugin(pm.hook.register_commands):
+                if not isinstance(command, click.Command) or not command.name:
+                    raise PluginError(
+                        f"plugin {plugin}: register_commands must return named click commands"
+                    )
+                if command.name in self.commands:
+                    owner = self._plugin_commands.get(command.name, "core")
+                    raise PluginError(
+                        f"plugin {plugin} adds the command {command.name!r}, "
+                        f"which the {owner} plugin already has"
+                    )
+                self.add_command(guard_plugin_command(plugin, command))
+                self._plugin_commands[command.name] = plugin
+        except DonjonError as exc:
+            raise click.ClickException(str(exc)) from exc
+        return self._plugin_commands
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        self._load_plugin_commands()
-        return super().list_commands(ctx)
+        owners = self.plugin_commands()
+        disabled = {p for p in set(owners.values()) if not _enabled_or_unknown(p)}
+        return [n for n in super().list_commands(ctx) if owners.get(n) not in disabled]
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        self._load_plugin_commands()
+        self.plugin_commands()
         return super().get_command(ctx, name)
+
+
+def plugin_enabled(plugin: str, configs: tuple[str, ...] = ()) -> bool:
+    """Whether `plugin` is enabled by the defaults, `configs` and the environment.
+
+    Raises ConfigError for a bad configuration, PluginError for a plugin that
+    does not load.
+    """
+    return get_plugin_manager(load_settings(configs)).infos[plugin].enabled
+
+
+def _enabled_or_unknown(plugin: str) -> bool:
+    try:
+        return plugin_enabled(plugin)
+    except DonjonError:
+        return True  # the configuration's error is reported when a command runs
+
+
+def guard_plugin_command(plugin: str, command: click.Command) -> click.Command:
+    """A copy of `command` that first checks that `plugin` is enabled.
+
+    The configuration checked is the command's own `--config` files (when it
+    takes `config_option`) and the environment. A disabled plugin, or a
+    configuration error, ends the command with a one-line message and status 1.
+    """
+    guarded = copy.copy(command)
+    callback = command.callback
+
+    @fail_cleanly
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        if not plugin_enabled(plugin, tuple(kwargs.get("configs") or ())):
+            raise PluginError(
+                f"the {plugin} plugin is disabled (Plugins.{plugin}.Enabled is false), "
+                f"so `donjon {command.name}` is not available"
+            )
+        return callback(*args, **kwargs) if callback is not None else None
+
+    guarded.callback = checked
+    return guarded
 
 
 @click.group(cls=DonjonCLI)
@@ -327,14 +392,14 @@ def projections_rebuild(names: tuple[str, ...], rebuild_all: bool, restart: bool
 
 @cli.group()
 def plugins() -> None:
-    """Inspect installed plugins."""
+    """Inspect plugins: built-in ones and those of the entry-point group donjon.plugins."""
 
 
 @plugins.command("list")
 @config_option
 @fail_cleanly
 def plugins_list(configs: tuple[str, ...]) -> None:
-    """Show each plugin: name, version, source and state."""
+    """Show each plugin: name, version, source and state (enabled, disabled, core)."""
     settings = settings_from(configs)
     pm = get_plugin_manager(settings)
     from rich.console import Console
@@ -342,8 +407,7 @@ def plugins_list(configs: tuple[str, ...]) -> None:
 
     table = Table("name", "version", "source", "state")
     for info in sorted(pm.infos.values(), key=lambda i: (i.source != "builtin", i.name)):
-        state = "enabled (core)" if info.essential else ("enabled" if info.enabled else "disabled")
-        table.add_row(info.name, info.version, info.source, state)
+        table.add_row(info.name, info.version, info.source, info.state)
     Console(width=120).print(table)
 
 

@@ -1,15 +1,25 @@
 """Every public hook of donjon, grouped by when it runs.
 
-Implementations use `donjon.core.hookimpl` and may take any subset of a hook's
-arguments (so hooks can grow new ones). Any hook may return its value or an
-awaitable of it. Hooks named `register_*` return lists that donjon
-concatenates; `resolve_*` hooks are firstresult (the first non-None answer
-wins); `on_*` hooks observe and return nothing.
+Implementations are marked with `donjon.core.hookimpl` and may take any subset
+of a hook's arguments, so a hook can grow new arguments without breaking them.
+
+Return contracts, by name:
+
+- `register_*` hooks return a list; donjon concatenates the lists of every
+  enabled plugin in registration order (built-in plugins first).
+- `resolve_*` hooks are firstresult: implementations are tried in pluggy's
+  order (`tryfirst` ones first, the most recently registered next, `trylast`
+  ones last) and the first answer that is not None wins.
+- `on_*` hooks observe; their return value is ignored.
+
+Any implementation may return its value or an awaitable of it (an `async def`
+implementation is fine): donjon awaits it. The annotations below give the
+value. Hook wrappers (`wrapper=True`, `hookwrapper=True`) are not supported,
+because implementations are called one at a time so that each can be awaited.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -26,18 +36,20 @@ if TYPE_CHECKING:
 
 hookspec = pluggy.HookspecMarker("donjon")
 
-# -- registration: called once while the runtime is built ------------------------
+# -- registration: called while the runtime, the app or the command line is built -------
 
 
 @hookspec
 def register_event_types() -> list[type[Event]]:
     """Return the event classes this plugin defines.
 
-    Called when the runtime is built, before anything is read or pushed. An
-    event whose type no plugin registered is refused at push and cannot be
-    decoded when read.
+    Called once when the runtime is built (every command that opens the
+    store, and `donjon start`), before anything is read or pushed. An event
+    whose type no enabled plugin registered is refused at push and cannot be
+    decoded when read; two plugins registering one type name fails the start.
 
-    :return: a list of `donjon.core.events.Event` subclasses.
+    :return: a list of `donjon.core.events.Event` subclasses, each with the
+        class constants `TYPE` and `AGGREGATE_TYPE`.
     """
 
 
@@ -45,11 +57,16 @@ def register_event_types() -> list[type[Event]]:
 def register_settings() -> list[SettingsSection]:
     """Return the schema of this plugin's own configuration section.
 
-    Called when the runtime is built. `Plugins.<name>` in the configuration
-    (minus `Enabled`) is checked against the schema; a wrong key fails start
-    naming it. The parsed section is `runtime.plugin_settings[name]`.
+    Called once when the runtime is built. The keys of `Plugins.<name>` in
+    the configuration (all but `Enabled`) are parsed into the schema, a
+    dataclass whose fields are the keys, with defaults; an unknown key or a
+    wrong value fails the start naming `Plugins.<name>.<Key>`. Environment
+    variables reach it as `DONJON_PLUGINS_<NAME>_<KEY>`. The parsed section is
+    `runtime.plugin_settings[name]`. A plugin that registers no schema may
+    have no keys but `Enabled`.
 
-    :return: a list of `donjon.core.plugins.SettingsSection`.
+    :return: a list holding at most one `donjon.core.plugins.SettingsSection`,
+        whose `plugin` is this plugin's name (its entry-point name).
     """
 
 
@@ -57,13 +74,14 @@ def register_settings() -> list[SettingsSection]:
 def register_projections(settings: Settings) -> list[Projection]:
     """Return the projections (read models) this plugin maintains.
 
-    Called when the runtime is built. Inline projections are written in every
-    push transaction; async ones are followed by the projection runner in
-    `donjon start`. A projection whose `version` changed is rebuilt by
-    `donjon setup`.
+    Called once when the runtime is built. Inline projections are written in
+    every push transaction; async ones are followed by the projection runner
+    while `donjon start` serves. `donjon setup` builds a new projection and
+    rebuilds one whose `version` changed. Projection names must be unique
+    across plugins; prefix them (and their tables) with the plugin's name.
 
     :param settings: the loaded configuration.
-    :return: a list of `donjon.core.projections.Projection` instances.
+    :return: a list of `donjon.core.projections.base.Projection` instances.
     """
 
 
@@ -71,24 +89,30 @@ def register_projections(settings: Settings) -> list[Projection]:
 def register_migrations(settings: Settings) -> list[Migration]:
     """Return this plugin's setup steps, in the order they must run.
 
-    Called by `donjon setup` (and `start-from-*`). Steps run after the core's;
-    each is recorded as `system.migration.started|done|failed` events and runs
-    once, or again when it is repeatable and its `rerun_when` says so.
+    Called by `donjon setup` (and `start-from-setup`, `start-from-init`) to
+    list the steps. They run after the core's; each is recorded as
+    `system.migration.started|done|failed` events and runs once, or again
+    whenever it is repeatable and its `rerun_when` returns true.
 
     :param settings: the loaded configuration.
-    :return: a list of `donjon.core.setup.migrations.Migration`.
+    :return: a list of `donjon.core.setup.migrations.Migration`, whose names
+        are unique (prefix them with the plugin's name).
     """
 
 
 @hookspec
 def register_routes(settings: Settings) -> list[Any]:
-    """Return Litestar route handlers, controllers or routers to serve.
+    """Return the Litestar route handlers this plugin serves.
 
-    Called when the HTTP app is built by `donjon start`. Handlers may take the
-    `runtime` and `instance` dependencies the app provides.
+    Called once when the HTTP app is built (`donjon start`). Handlers may take
+    the dependencies the app provides: `runtime` (the process's `Runtime`),
+    `instance_id` (the id of the instance the request addresses, see
+    `resolve_instance`) and `metrics`. Paths outside `/debug/` are only
+    reached once the request's instance is resolved.
 
     :param settings: the loaded configuration.
-    :return: a list of Litestar route handlers, `Controller` classes or `Router`s.
+    :return: a list of Litestar route handlers, `Controller` classes or
+        `Router`s.
     """
 
 
@@ -96,35 +120,44 @@ def register_routes(settings: Settings) -> list[Any]:
 def register_commands() -> list[click.Command]:
     """Return click commands to add to the `donjon` command line.
 
-    Called when the `donjon` command starts, before arguments are parsed, for
-    every installed plugin (a disabled plugin's command says so when run).
+    Called when the `donjon` command starts, before its arguments are parsed,
+    so the configuration is not known yet: commands of every installed plugin
+    are added. When one runs, its plugin's `Enabled` is checked (from the
+    command's `--config` files, if it takes `donjon.core.cli.config_option`,
+    and the environment) and a disabled plugin's command fails saying so.
+    `donjon --help` hides the commands of plugins the environment disables.
+    A name taken by the core or another plugin fails the command line.
 
-    :return: a list of `click.Command` objects.
+    :return: a list of `click.Command` (or `click.Group`) objects.
     """
 
 
-# -- lifecycle: called by `donjon start` ------------------------------------------
+# -- lifecycle: called by the server and the event store -------------------------------
 
 
 @hookspec
-def on_startup(runtime: Runtime) -> None | Awaitable[None]:
+def on_startup(runtime: Runtime) -> None:
     """Observe that the server is starting; the runtime is ready for use.
 
-    Called once in `donjon start` before the first request is served. An
-    exception stops the start.
+    Called once per process by `donjon start` (and `start-from-*`), before
+    the first request is served, each implementation after the previous one
+    has finished. An exception stops the start.
 
     :param runtime: the process's `donjon.core.runtime.Runtime`.
+    :return: nothing; the value is ignored.
     """
 
 
 @hookspec
-def on_shutdown(runtime: Runtime) -> None | Awaitable[None]:
+def on_shutdown(runtime: Runtime) -> None:
     """Observe that the server is stopping (SIGTERM or SIGINT).
 
-    Called once after the last request has been answered, before the database
-    pool closes. Exceptions are logged and ignored.
+    Called once per process after the last request has been answered and the
+    projection runner has stopped, before the database pool closes. An
+    exception is logged and the other implementations still run.
 
     :param runtime: the process's `donjon.core.runtime.Runtime`.
+    :return: nothing; the value is ignored.
     """
 
 
@@ -133,28 +166,31 @@ def on_events_pushed(events: list[StoredEvent]) -> None:
     """Observe events this process has just committed.
 
     Called after each successful push, in the pushing process only, with the
-    events as stored (positions assigned). It must be quick and must not raise
-    (exceptions are logged and ignored); durable reactions belong in an async
-    projection, which also sees other processes' events.
+    events as stored (positions assigned). The push does not wait: an
+    awaitable is run as a task of the event loop. An exception is logged and
+    ignored. Keep it quick; a durable reaction belongs in an async projection,
+    which also sees other processes' events and survives restarts.
 
     :param events: the pushed events in position order.
+    :return: nothing; the value is ignored.
     """
 
 
-# -- resolution: firstresult --------------------------------------------------------
+# -- resolution: firstresult ------------------------------------------------------------
 
 
 @hookspec(firstresult=True)
 def resolve_instance(host: str, headers: dict[str, str], runtime: Runtime) -> str | None:
     """Map a request to the id of the instance it addresses.
 
-    Called for every request outside `/debug/`. The core answers from the
-    instance domains (the Host header without its port); a plugin may answer
-    first, for example from a trusted proxy header. Return None to let the
-    next implementation decide; when none answers, the request gets 404.
+    Called for every HTTP request outside `/debug/`, before routing. The core
+    answers last (`trylast`) from the instance domains; a plugin may answer
+    first, for example from a header a trusted proxy sets. firstresult: the
+    first implementation that returns something other than None wins; when
+    none does, the request gets 404 `instance_not_found`.
 
-    :param host: the request's host, lower-cased, without the port.
+    :param host: the request's Host header, lower-cased, without the port.
     :param headers: the request headers, names lower-cased.
     :param runtime: the process's runtime.
-    :return: an instance id, or None.
+    :return: an instance id, or None to let the next implementation decide.
     """

@@ -13,7 +13,7 @@ from donjon.core.http.instances import InstanceDirectory
 from donjon.core.http.readiness import Readiness
 from donjon.core.keys import KeyStore
 from donjon.core.metrics import Metrics
-from donjon.core.plugins import DonjonPluginManager, collect, get_plugin_manager, plugin_settings
+from donjon.core.plugins import DonjonPluginManager, collect, get_plugin_manager, notify, plugin_settings
 from donjon.core.projections.base import Projection
 from donjon.core.projections.inline import InlineProjections
 from donjon.core.projections.runner import ProjectionRunner
@@ -48,10 +48,7 @@ class Runtime:
             self.store.listeners.append(listener)
 
     def _announce(self, events: list[StoredEvent]) -> None:
-        try:
-            self.pm.hook.on_events_pushed(events=events)
-        except Exception:
-            log.exception("an on_events_pushed hook failed")
+        notify(self.pm.hook.on_events_pushed, events=events)
 
     def projection(self, name: str) -> Projection:
         for p in self.projections:
@@ -62,7 +59,7 @@ class Runtime:
     def migrations(self) -> list[Migration]:
         from donjon.core.setup.steps import core_migrations
 
-        return [*core_migrations(self), *collect(self.pm.hook.register_migrations(settings=self.settings))]
+        return [*core_migrations(self), *collect(self.pm.hook.register_migrations, settings=self.settings)]
 
     async def close(self) -> None:
         await self.db.dispose()
@@ -78,9 +75,9 @@ def build_runtime(
     """Load plugins and wire the store, projections and keys (no I/O yet)."""
     pm = pm or get_plugin_manager(settings)
     registry = EventRegistry()
-    for cls in collect(pm.hook.register_event_types()):
+    for cls in collect(pm.hook.register_event_types):
         registry.register(cls)
-    projections: list[Projection] = collect(pm.hook.register_projections(settings=settings))
+    projections: list[Projection] = collect(pm.hook.register_projections, settings=settings)
     names = [p.name for p in projections]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
