@@ -6,9 +6,15 @@ from collections.abc import Iterable
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from donjon.core.errors import DonjonError
 from donjon.core.events import StoredEvent
 from donjon.core.projections.base import Projection
+from donjon.core.projections.state import ACTIVE, states_of
 from donjon.core.projections.statements import apply_statements
+
+
+class ProjectionVersionError(DonjonError):
+    """This process runs an older version of a projection than the one the store holds."""
 
 
 class InlineProjections:
@@ -16,6 +22,17 @@ class InlineProjections:
 
     A failing inline projection fails the push: a command never commits events
     whose read model could not be written.
+
+    Each push reads the state of the projections its events concern (the push
+    lock is held, so a rebuild cannot switch state under it):
+
+    - active at this version: the push writes the rows;
+    - not built yet, rebuilding, or built by an older version: the push leaves
+      the tables alone, because the pending or running rebuild replays these
+      events itself, in order (writing half-built tables could let a replayed
+      older event act on a newer row);
+    - built by a newer version: the push fails with ProjectionVersionError, as
+      this process's handlers would write rows the newer code does not expect.
     """
 
     def __init__(self, projections: Iterable[Projection]) -> None:
@@ -26,6 +43,21 @@ class InlineProjections:
                     self.by_type.setdefault(event_type, []).append(projection)
 
     async def __call__(self, conn: AsyncConnection, stored: list[StoredEvent]) -> None:
+        concerned = {p.name: p for event in stored for p in self.by_type.get(event.type, ())}
+        if not concerned:
+            return
+        states = await states_of(conn, list(concerned))
+        writable: set[str] = set()
+        for name, projection in concerned.items():
+            state = states.get(name)
+            if state is not None and state.version > projection.version:
+                raise ProjectionVersionError(
+                    f"projection {name} is at version {state.version} in the store but this process"
+                    f" runs version {projection.version}; upgrade this process"
+                )
+            if state is not None and state.status == ACTIVE and state.version == projection.version:
+                writable.add(name)
         for event in stored:
             for projection in self.by_type.get(event.type, ()):
-                await apply_statements(conn, projection.reduce(event))
+                if projection.name in writable:
+                    await apply_statements(conn, projection.reduce(event))

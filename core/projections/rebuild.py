@@ -5,8 +5,12 @@ The projection's tables are dropped and recreated, its state set to
 batch's statements are folded per row by a BatchWriter and written with
 multi-row statements, and the batch commits with the new position. An
 interrupted rebuild (SIGTERM, SIGKILL, a lost node) resumes from the last
-committed batch. The last catch-up of an inline projection runs under the push
-lock, so no push lands between the replay and the switch to `active`.
+committed batch. Each batch locks the state row and starts from the position
+stored there, so two processes resuming the same rebuild share the work and
+never replay a batch twice. The start and the last catch-up of an inline
+projection run under the push lock: no push is half-way through writing the
+old tables when they are dropped, and none lands between the replay and the
+switch to `active` (pushes skip a rebuilding projection, see `inline`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from donjon.core.database import Database
 from donjon.core.eventstore.query import EventQuery
@@ -25,6 +30,7 @@ from donjon.core.projections.state import (
     ACTIVE,
     REBUILDING,
     ProjectionState,
+    clear_failures,
     get_state,
     put_state,
     record_failure,
@@ -59,9 +65,17 @@ async def rebuild(
     progress: Progress | None = None,
 ) -> RebuildResult:
     """Rebuild `projection`, resuming an interrupted rebuild of the same version
-    unless `restart` is true."""
+    unless `restart` is true.
+
+    Starting over drops and recreates the tables and forgets the projection's
+    failed and parked events. `progress(position, head)` is called after each
+    committed batch; an exception it raises stops the rebuild there, and the
+    next call resumes. When another process finishes the rebuild meanwhile,
+    this call stops and reports what it replayed.
+    """
     async with db.write() as conn:
-        state = await get_state(conn, projection.name)
+        await _hold_push_lock(db, conn, projection)
+        state = await get_state(conn, projection.name, lock=True)
         resuming = (
             not restart
             and state is not None
@@ -70,7 +84,10 @@ async def rebuild(
         )
         if not resuming:
             await conn.run_sync(_recreate_tables, projection)
-            await put_state(conn, ProjectionState(projection.name, projection.version, REBUILDING, 0, None))  # type: ignore[arg-type]
+            await clear_failures(conn, projection.name)
+            await put_state(
+                conn, ProjectionState(projection.name, projection.version, REBUILDING, 0)
+            )
             position = 0
         else:
             assert state is not None
@@ -80,27 +97,48 @@ async def rebuild(
     resumed_from, handled = position, 0
     if progress:
         progress(position, head)
-    while True:
-        async with db.write() as conn:
-            count, position, more = await _replay_batch(conn, store, projection, position, bulk_limit)
-        handled += count
-        if progress:
-            progress(min(position, head), head)
-        if not more:
-            break
-    async with db.write() as conn:
-        if projection.inline and db.is_postgres:
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PUSH_LOCK_KEY})
+    try:
         while True:
-            count, position, more = await _replay_batch(conn, store, projection, position, bulk_limit)
+            async with db.write() as conn:
+                count, position, more = await _replay_batch(conn, store, projection, bulk_limit)
             handled += count
+            if progress:
+                progress(min(position, head), head)
             if not more:
                 break
-        final = max(position, await store.max_position(conn))
-        await put_state(conn, ProjectionState(projection.name, projection.version, ACTIVE, final, None))  # type: ignore[arg-type]
+        async with db.write() as conn:
+            await _hold_push_lock(db, conn, projection)
+            while True:
+                count, position, more = await _replay_batch(conn, store, projection, bulk_limit)
+                handled += count
+                if not more:
+                    break
+            # `position` is the head the last batch read, not the head now: for
+            # an async projection a later push may be committed already, and
+            # the runner must still see it.
+            await put_state(
+                conn, ProjectionState(projection.name, projection.version, ACTIVE, position)
+            )
+    except _NotRebuilding:
+        async with db.read() as conn:
+            state = await get_state(conn, projection.name)
+        log.info("projection %s: another process finished the rebuild", projection.name)
+        return RebuildResult(projection.name, handled, resumed_from, state.position if state else 0)
     if progress:
-        progress(final, max(head, final))
-    return RebuildResult(projection.name, handled, resumed_from, final)
+        progress(position, max(head, position))
+    return RebuildResult(projection.name, handled, resumed_from, position)
+
+
+class _NotRebuilding(Exception):
+    """The projection is no longer rebuilding at this version: another process
+    finished or restarted the rebuild."""
+
+
+async def _hold_push_lock(db: Database, conn: AsyncConnection, projection: Projection) -> None:
+    """Keep pushes out until this transaction ends (inline projections only; on
+    SQLite the write transaction already does)."""
+    if projection.inline and db.is_postgres:
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PUSH_LOCK_KEY})
 
 
 def _recreate_tables(sync_conn, projection: Projection) -> None:  # type: ignore[no-untyped-def]
@@ -110,15 +148,19 @@ def _recreate_tables(sync_conn, projection: Projection) -> None:  # type: ignore
         table.create(sync_conn)
 
 
-async def _replay_batch(conn, store: EventStore, projection: Projection, after: int, limit: int):  # type: ignore[no-untyped-def]
-    """Replay one batch after `after`; return (events, new position, more to read)."""
+async def _replay_batch(conn, store: EventStore, projection: Projection, limit: int):  # type: ignore[no-untyped-def]
+    """Replay one batch after the position stored in the (locked) state row;
+    return (events, new position, more to read). Raises _NotRebuilding."""
+    state = await get_state(conn, projection.name, lock=True)
+    if state is None or state.status != REBUILDING or state.version != projection.version:
+        raise _NotRebuilding(projection.name)
+    after = state.position
     head = await store.max_position(conn)
-    batch = await store.query(
-        EventQuery(
-            event_types=projection.event_types, position_after=after, position_at_most=head, limit=limit
-        ),
-        conn=conn,
+    query = EventQuery(
+        event_types=projection.event_types, position_after=after, position_at_most=head, limit=limit
     )
+    # A projection that handles nothing must not read everything (an empty filter).
+    batch = await store.query(query, conn=conn) if projection.event_types else []
     if not batch:
         await set_position(conn, projection.name, max(after, head))
         return 0, max(after, head), False

@@ -21,7 +21,13 @@ from donjon.core.events import StoredEvent
 from donjon.core.eventstore.query import EventQuery
 from donjon.core.eventstore.store import EventStore
 from donjon.core.projections.base import Projection
-from donjon.core.projections.state import ACTIVE, get_state, record_failure, set_position
+from donjon.core.projections.state import (
+    ACTIVE,
+    clear_failure,
+    get_state,
+    record_failure,
+    set_position,
+)
 from donjon.core.projections.statements import apply_statements
 from donjon.core.settings import ProjectionSettings
 
@@ -29,7 +35,12 @@ log = logging.getLogger(__name__)
 
 
 class ProjectionRunner:
-    """Runs every async projection of this process until stopped."""
+    """Runs every async projection of this process until stopped.
+
+    Several processes may run the same projections on one PostgreSQL
+    database: each batch holds the projection's state row, so each event is
+    handled by exactly one of them.
+    """
 
     def __init__(
         self,
@@ -43,6 +54,8 @@ class ProjectionRunner:
         self.settings = settings
         self.projections = [p for p in projections if not p.inline]
         self._wake = {p.name: asyncio.Event() for p in self.projections}
+        # When each projection may retry a failed event (as this process last saw).
+        self._retry_at: dict[str, datetime | None] = {p.name: None for p in self.projections}
         self._by_type: dict[str, list[str]] = {}
         for p in self.projections:
             for t in p.event_types:
@@ -71,13 +84,21 @@ class ProjectionRunner:
                 raise
             except Exception:
                 log.exception("projection %s: batch failed; retrying", projection.name)
+            timeout = every
+            retry_at = self._retry_at[projection.name]
+            if retry_at is not None:
+                # Retry a failed event when it is due, not at the next periodic look.
+                timeout = min(
+                    every, max((retry_at - datetime.now(UTC)).total_seconds(), 0.0) + 0.01
+                )
             try:
-                await asyncio.wait_for(wake.wait(), timeout=every)
+                await asyncio.wait_for(wake.wait(), timeout=timeout)
             except TimeoutError:
                 pass
 
     async def catch_up(self, projection: Projection) -> int:
-        """Handle batches until the projection is at the head; return events handled."""
+        """Handle batches until the projection is at the head (or waits for a retry,
+        or another process holds it); return the events handled."""
         handled = 0
         while True:
             count, more = await self.process_batch(projection)
@@ -86,29 +107,41 @@ class ProjectionRunner:
                 return handled
 
     async def process_batch(self, projection: Projection) -> tuple[int, bool]:
-        """One transaction's worth of events: returns (events handled, more waiting)."""
+        """One transaction's worth of events: returns (events handled, more waiting).
+
+        Handles nothing when another process holds the projection, when it is
+        not active at this version (setup rebuilds it), or while a failed
+        event waits for its retry time. Parked events count as handled.
+        """
         name = projection.name
         limit = self.settings.bulk_limit(name)
         max_failures = self.settings.max_failure_count(name)
         now = datetime.now(UTC)
         async with self.db.write() as conn:
-            state = await get_state(conn, name, lock=True)
+            state = await get_state(conn, name, lock=True, skip_locked=True)
             if state is None or state.status != ACTIVE or state.version != projection.version:
                 return 0, False  # locked elsewhere, or waiting for setup to (re)build it
+            self._retry_at[name] = state.retry_at
             if state.retry_at is not None and state.retry_at > now:
                 return 0, False
             head = await self.store.max_position(conn)
             if head <= state.position:
                 return 0, False
-            batch = await self.store.query(
-                EventQuery(
-                    event_types=projection.event_types,
-                    position_after=state.position,
-                    position_at_most=head,
-                    limit=limit,
-                ),
-                conn=conn,
+            batch = (
+                await self.store.query(
+                    EventQuery(
+                        event_types=projection.event_types,
+                        position_after=state.position,
+                        position_at_most=head,
+                        limit=limit,
+                    ),
+                    conn=conn,
+                )
+                if projection.event_types
+                else []
             )
+            # After a failure, the first event is the one that failed before.
+            retrying = state.retry_at is not None
             position, retry_at, handled = state.position, None, 0
             for event in batch:
                 try:
@@ -121,14 +154,26 @@ class ProjectionRunner:
                     if not parked:
                         log.warning(
                             "projection %s: event %s (%s) failed %d time(s): %s",
-                            name, event.position, event.type, count, exc,
+                            name,
+                            event.position,
+                            event.type,
+                            count,
+                            exc,
                         )
                         retry_at = now + self.settings.RetryFailedAfter
                         break
                     log.error(
                         "projection %s: event %s (%s) parked after %d failures: %s",
-                        name, event.position, event.type, count, exc,
+                        name,
+                        event.position,
+                        event.type,
+                        count,
+                        exc,
                     )
+                else:
+                    if retrying:
+                        await clear_failure(conn, name, event.position)
+                retrying = False
                 position = event.position
                 handled += 1
             else:
@@ -137,5 +182,6 @@ class ProjectionRunner:
                     # events of other types below it never need reading again.
                     position = head
             await set_position(conn, name, position, retry_at=retry_at)
+        self._retry_at[name] = retry_at
         more = retry_at is None and len(batch) == limit
         return handled, more

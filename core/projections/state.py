@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -19,24 +19,43 @@ REBUILDING = "rebuilding"
 
 @dataclass
 class ProjectionState:
+    """One row of `projection_states`.
+
+    `position` is the last store position whose events are in the tables (for
+    a rebuilding projection: the replay's progress); `retry_at`, when set,
+    holds an async projection back until a failed event may be tried again.
+    """
+
     name: str
     version: int
     status: str
     position: int
-    updated_at: datetime
+    updated_at: datetime | None = None  # set by put_state/set_position
     retry_at: datetime | None = None
 
 
 async def get_state(
-    conn: AsyncConnection, name: str, *, lock: bool = False
+    conn: AsyncConnection, name: str, *, lock: bool = False, skip_locked: bool = False
 ) -> ProjectionState | None:
-    """The projection's state; with `lock`, its row is locked (PostgreSQL: or None when
-    another process holds it, so two processes never handle the same events)."""
+    """The projection's state, or None when it has none.
+
+    With `lock` its row stays locked until the transaction ends (PostgreSQL:
+    FOR UPDATE, waiting for another holder; with `skip_locked` too, None is
+    returned at once when another process holds it, so two processes never
+    handle the same events). SQLite needs no row lock: a write transaction
+    already holds the database's write lock.
+    """
     stmt = select(projection_states).where(projection_states.c.name == name)
     if lock and conn.dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
+        stmt = stmt.with_for_update(skip_locked=skip_locked)
     row = (await conn.execute(stmt)).first()
     return ProjectionState(**row._mapping) if row else None
+
+
+async def states_of(conn: AsyncConnection, names: list[str]) -> dict[str, ProjectionState]:
+    """The states of the named projections that have one."""
+    rows = await conn.execute(select(projection_states).where(projection_states.c.name.in_(names)))
+    return {r.name: ProjectionState(**r._mapping) for r in rows}
 
 
 async def all_states(conn: AsyncConnection) -> dict[str, ProjectionState]:
@@ -45,6 +64,7 @@ async def all_states(conn: AsyncConnection) -> dict[str, ProjectionState]:
 
 
 async def put_state(conn: AsyncConnection, state: ProjectionState) -> None:
+    """Insert or replace the projection's state row."""
     values = {
         "name": state.name,
         "version": state.version,
@@ -65,6 +85,7 @@ async def put_state(conn: AsyncConnection, state: ProjectionState) -> None:
 async def set_position(
     conn: AsyncConnection, name: str, position: int, *, retry_at: datetime | None = None
 ) -> None:
+    """Move the projection to `position` (and set or clear its retry time)."""
     await conn.execute(
         update(projection_states)
         .where(projection_states.c.name == name)
@@ -105,7 +126,25 @@ async def record_failure(
     return count, parked
 
 
+async def clear_failure(conn: AsyncConnection, projection: str, position: int) -> None:
+    """Forget the failures of an event that was handled after all."""
+    await conn.execute(
+        delete(projection_failures).where(
+            projection_failures.c.projection == projection,
+            projection_failures.c.position == position,
+        )
+    )
+
+
+async def clear_failures(conn: AsyncConnection, projection: str) -> None:
+    """Forget every failed and parked event of the projection (a rebuild starts over)."""
+    await conn.execute(
+        delete(projection_failures).where(projection_failures.c.projection == projection)
+    )
+
+
 async def failure_counts(conn: AsyncConnection) -> dict[str, int]:
+    """Parked events per projection (projections with none are absent)."""
     rows = await conn.execute(
         select(projection_failures.c.projection, func.count())
         .where(projection_failures.c.parked.is_(True))

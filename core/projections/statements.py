@@ -9,7 +9,9 @@ copy speed.
 
 Keyed statements name one row by its primary key; `*Where` statements touch any
 number of rows and make the batch writer flush what it holds first, so order
-is kept.
+is kept. A Patch value may be a SQL expression of the row's own columns
+(`counter.c.count + 1`); such a patch cannot be folded, so it is executed
+like a `*Where` statement.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, update
+from sqlalchemy import ClauseElement, Table, and_, delete, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -90,6 +92,10 @@ def _upsert(dialect: str, table: Table):  # type: ignore[no-untyped-def]
     return ins.on_conflict_do_update(index_elements=index, set_=others)
 
 
+def _has_expression(values: Mapping[str, Any]) -> bool:
+    return any(isinstance(v, ClauseElement) for v in values.values())
+
+
 def _full_row(table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
     return {c.name: values.get(c.name) for c in table.columns}
 
@@ -126,7 +132,7 @@ class BatchWriter:
             if isinstance(st, Put):
                 row = _full_row(st.table, st.values)
                 self._pending[(st.table.name, primary_key(st.table, row))] = ("put", st.table, row)
-            elif isinstance(st, Patch):
+            elif isinstance(st, Patch) and not _has_expression(st.values):
                 slot = (st.table.name, primary_key(st.table, st.key))
                 held = self._pending.get(slot)
                 if held is None:
