@@ -1,9 +1,25 @@
-"""The HTTP application: Litestar, with the routes of every enabled plugin."""
+"""The HTTP application: Litestar, with the routes of every enabled plugin, behind the Edge.
+
+Handlers may take these dependencies by name:
+
+- `runtime`: the process's `Runtime`;
+- `metrics`: its `Metrics`;
+- `instance_id`: the id of the instance the request's host resolved to
+  (None only on /debug/ paths, which need no instance).
+
+Errors: an `HTTPException` (bad input included) keeps its status and becomes
+`{"error": <reason>, "message": <detail>}` (plus `details` when Litestar has
+them, such as which field failed validation); a taken unique value or a
+concurrent change is 409; anything else is logged with the request id and
+answered with a JSON 500. Protocol plugins register their own handlers for
+their own formats on their routers.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from http import HTTPStatus
 from typing import Any
 
 from litestar import Litestar, Request
@@ -11,8 +27,10 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.response import Response
 
-from donjon.core.http.debug import ROUTES as DEBUG_ROUTES
+from donjon.core.errors import ConcurrencyError, UniqueConstraintError
+from donjon.core.http.debug import debug_routes
 from donjon.core.http.edge import Edge
+from donjon.core.logs import request_id
 from donjon.core.plugins import call_all, collect
 from donjon.core.runtime import Runtime
 
@@ -20,22 +38,35 @@ log = logging.getLogger(__name__)
 
 
 def create_app(runtime: Runtime, *, run_projections: bool = True) -> Edge:
-    """Build the ASGI app of `runtime`; async projections follow the store while it runs."""
-    routes = [*DEBUG_ROUTES, *collect(runtime.pm.hook.register_routes, settings=runtime.settings)]
-    runner_task: list[asyncio.Task[None]] = []
+    """Build the ASGI app of `runtime`.
+
+    Its lifespan startup calls the `on_startup` hooks, then (with
+    `run_projections`) starts the async projection runner; shutdown stops the
+    runner, calls the `on_shutdown` hooks and closes the database pool.
+    """
+    routes = [*debug_routes(runtime), *collect(runtime.pm.hook.register_routes, settings=runtime.settings)]
+    runner: list[asyncio.Task[None]] = []
 
     async def startup() -> None:
         await call_all(runtime.pm.hook.on_startup, runtime=runtime)
-        if run_projections:
-            runner_task.append(asyncio.create_task(runtime.runner.run(), name="projection runner"))
+        if run_projections and runtime.runner.projections:
+            task = asyncio.create_task(runtime.runner.run(), name="async projection runner")
+            task.add_done_callback(_report_runner_end)
+            runner.append(task)
+            log.info(
+                "async projections running: %s", ", ".join(p.name for p in runtime.runner.projections)
+            )
 
     async def shutdown() -> None:
-        for task in runner_task:
+        for task in runner:
             task.cancel()
             try:
                 await task
-            except (asyncio.CancelledError, Exception):
+            except asyncio.CancelledError:
                 pass
+            except Exception:
+                pass  # already logged by _report_runner_end
+            log.info("async projection runner stopped")
         await call_all(runtime.pm.hook.on_shutdown, isolate=True, runtime=runtime)
         await runtime.db.dispose()
 
@@ -51,15 +82,47 @@ def create_app(runtime: Runtime, *, run_projections: bool = True) -> Edge:
         },
         on_startup=[startup],
         on_shutdown=[shutdown],
-        exception_handlers={Exception: _internal_error},
+        exception_handlers={
+            HTTPException: http_error,
+            UniqueConstraintError: conflict,
+            ConcurrencyError: conflict,
+            Exception: internal_error,
+        },
         logging_config=None,
         openapi_config=None,
     )
     return Edge(app, runtime)
 
 
-def _internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
-    if isinstance(exc, HTTPException):
-        return Response({"error": "request_failed", "message": exc.detail}, status_code=exc.status_code)
-    log.exception("unhandled error on %s", request.url.path, exc_info=exc)
-    return Response({"error": "internal", "message": "internal error"}, status_code=500)
+def _report_runner_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the async projection runner stopped on an error", exc_info=task.exception())
+
+
+def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    """An HTTPException as JSON, with its status and headers (such as Allow on a 405)."""
+    body: dict[str, Any] = {"error": _reason(exc.status_code), "message": exc.detail}
+    if exc.extra:
+        body["details"] = exc.extra
+    return Response(body, status_code=exc.status_code, headers=exc.headers)
+
+
+def conflict(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """409 for a unique value already taken or an aggregate changed concurrently."""
+    return Response({"error": "conflict", "message": str(exc)}, status_code=409)
+
+
+def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """Log the error with the request id; answer a JSON 500 that names the id, not the error."""
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    rid = request_id.get()
+    return Response(
+        {"error": "internal", "message": f"internal error (request id {rid})"}, status_code=500
+    )
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "error"

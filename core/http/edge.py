@@ -1,19 +1,34 @@
 """The ASGI layer in front of the Litestar app.
 
-For every HTTP request: a request id (from X-Request-Id or new) in the logs and
-the response; the instance resolved from the host (404 when none is served
-there; /debug/ needs none); request count and latency metrics by route.
+For every HTTP request, in this order:
+
+1. a request id: the client's `X-Request-Id` when it is a plausible id (1 to
+   128 printable ASCII characters, no spaces), else a new one; it tags every
+   log record written while the request is served and is sent back in the
+   `X-Request-Id` response header;
+2. the instance, resolved from the Host header through the `resolve_instance`
+   hook (the core answers from the instance domains). No instance → 404 JSON
+   `instance_not_found`; the lookup failing (database away) → 503 JSON.
+   Paths under `/debug/` need no instance;
+3. the app; an exception that escapes it is logged with the request id and
+   answered with a JSON 500 when no response has started;
+4. one log line and the request count and latency metrics, labelled by the
+   route template (never the raw path, so labels stay few).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from sqlalchemy.exc import DBAPIError
 
+from donjon.core.http.readiness import describe
 from donjon.core.logs import request_id
 from donjon.core.plugins import first_result
 
@@ -22,72 +37,163 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("donjon.http")
 
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
 INSTANCE_FREE_PREFIXES = ("/debug/",)
+REQUEST_ID_HEADER = b"x-request-id"
+_PLAUSIBLE_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
+# Methods get their own metrics label; any other (clients may send anything) is "OTHER".
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Edge:
-    def __init__(self, app: Any, runtime: Runtime) -> None:
+    """Wraps `app` (the Litestar app) with request ids, instance resolution, logs and metrics.
+
+    Lifespan and websocket scopes pass through untouched. Handlers read the
+    resolved instance id from `scope["state"]["instance_id"]` (the app's
+    `instance_id` dependency).
+    """
+
+    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
         self.app = app
         self.runtime = runtime
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        rid = headers.get("x-request-id") or uuid.uuid4().hex
+        rid = choose_request_id(headers.get("x-request-id"))
         token = request_id.set(rid)
         started = time.perf_counter()
-        status = [500]
+        status = 0
 
-        async def send_with_id(message: dict[str, Any]) -> None:
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                status[0] = message["status"]
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+                status = message["status"]
+                sent = list(message.get("headers", []))
+                if not any(name.lower() == REQUEST_ID_HEADER for name, _ in sent):
+                    sent.append((REQUEST_ID_HEADER, rid.encode()))
+                message["headers"] = sent
             await send(message)
 
         try:
-            path = scope["path"]
-            if not path.startswith(INSTANCE_FREE_PREFIXES):
-                host = _host(headers)
-                instance_id = await first_result(
-                    self.runtime.pm.hook.resolve_instance, host=host, headers=headers, runtime=self.runtime
-                )
+            if not scope["path"].startswith(INSTANCE_FREE_PREFIXES):
+                host = request_host(headers.get("host", ""))
+                try:
+                    instance_id = await first_result(
+                        self.runtime.pm.hook.resolve_instance, host=host, headers=headers, runtime=self.runtime
+                    )
+                except Exception as exc:
+                    if isinstance(exc, DBAPIError | OSError | TimeoutError):
+                        log.warning("resolving the instance of host %r failed: %s", host, describe(exc))
+                    else:
+                        log.exception("resolving the instance of host %r failed", host)
+                    await send_json(
+                        send_with_id,
+                        503,
+                        {
+                            "error": "unavailable",
+                            "message": f"the instance of host {host!r} cannot be looked up right now; "
+                            f"retry later (request id {rid})",
+                        },
+                    )
+                    return
                 if instance_id is None:
-                    await _not_found(send_with_id, host)
+                    await send_json(
+                        send_with_id,
+                        404,
+                        {
+                            "error": "instance_not_found",
+                            "message": f"no instance is served at host {host!r}; "
+                            "check the Host header against ExternalDomain and the instance domains",
+                        },
+                    )
                     return
                 scope.setdefault("state", {})["instance_id"] = instance_id
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if status == 0:
+                await send_json(
+                    send_with_id,
+                    500,
+                    {"error": "internal", "message": f"internal error (request id {rid})"},
+                )
         finally:
-            elapsed = time.perf_counter() - started
-            route = scope.get("path_template") or "unmatched"
-            method = scope["method"]
-            self.runtime.metrics.requests.labels(method, route, str(status[0])).inc()
-            self.runtime.metrics.latency.labels(method, route).observe(elapsed)
-            log.info(
-                "%s %s %d %.1fms", method, scope["path"], status[0], elapsed * 1000,
-                extra={"method": method, "path": scope["path"], "status": status[0],
-                       "duration_ms": round(elapsed * 1000, 2)},
-            )
+            self._observe(scope, status or 500, time.perf_counter() - started)
             request_id.reset(token)
 
+    def _observe(self, scope: Scope, status: int, elapsed: float) -> None:
+        method = scope["method"] if scope["method"] in KNOWN_METHODS else "OTHER"
+        route = scope.get("path_template") or "unmatched"
+        metrics = self.runtime.metrics
+        metrics.requests.labels(method, route, str(status)).inc()
+        metrics.latency.labels(method, route).observe(elapsed)
+        # The path as sent (still percent-encoded): no control characters in
+        # text logs. The query string is left out, it may hold codes or tokens.
+        raw = scope.get("raw_path")
+        path = raw.split(b"?", 1)[0].decode("latin-1") if raw else scope["path"]
+        # Probes hit /debug/ every few seconds: keep them out of the info log.
+        level = logging.DEBUG if scope["path"].startswith(INSTANCE_FREE_PREFIXES) else logging.INFO
+        log.log(
+            level,
+            "%s %s %d %.1fms",
+            scope["method"],
+            path,
+            status,
+            elapsed * 1000,
+            extra={
+                "method": scope["method"],
+                "path": path,
+                "route": route,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+            },
+        )
 
-def _host(headers: dict[str, str]) -> str:
-    host = headers.get("host", "")
-    if host.startswith("["):  # [::1]:8080
-        return host[: host.find("]") + 1].lower()
-    return host.rsplit(":", 1)[0].lower() if ":" in host else host.lower()
+
+def choose_request_id(given: str | None) -> str:
+    """The client's request id when plausible (1-128 printable ASCII, no spaces), else a new one."""
+    if given and _PLAUSIBLE_REQUEST_ID.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
 
 
-async def _not_found(send: Any, host: str) -> None:
-    body = msgspec.json.encode(
-        {"error": "instance_not_found", "message": f"no instance is served at host {host!r}"}
-    )
+def request_host(host_header: str) -> str:
+    """The Host header's host, lower-cased, without port or trailing dot.
+
+    An IPv6 literal keeps its brackets (`[::1]:8080` → `[::1]`), the form it
+    has in a URL and so in ExternalDomain. A header that is not a valid
+    host[:port] is returned lower-cased as it is: it matches no domain.
+    """
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        end = host.find("]")
+        if end != -1 and (end == len(host) - 1 or host[end + 1 :].startswith(":")):
+            return host[: end + 1]
+        return host
+    if host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host.rstrip(".") if host != "." else host
+
+
+async def send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+    """Send a complete JSON response."""
+    payload = msgspec.json.encode(body)
     await send(
         {
             "type": "http.response.start",
-            "status": 404,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
         }
     )
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.body", "body": payload})
