@@ -1,0 +1,415 @@
+"""One test per hook of donjon.core.hookspecs, named `test_hook_<hook>`.
+
+Each registers a small plugin defined here next to the built-in ones and
+checks the hook's effect through the real core: the event store, setup, the
+HTTP app, the command line. Several implementations are `async def`, because
+any hook may return an awaitable. tests/core/test_docs.py fails when a hook
+has no test here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+from click.testing import CliRunner
+from litestar import get
+from litestar.di import NamedDependency
+from sqlalchemy import Column, Table, Text, select
+
+from donjon.core import cli as donjon_cli
+from donjon.core import hookimpl
+from donjon.core.app import create_app
+from donjon.core.errors import ConfigError, UnknownEventTypeError
+from donjon.core.events import Aggregate, AggregateChanges, Event, StoredEvent
+from donjon.core.eventstore.query import EventQuery
+from donjon.core.plugins import (
+    DonjonPluginManager,
+    PluginInfo,
+    SettingsSection,
+    apply_enabled,
+    get_plugin_manager,
+)
+from donjon.core.projections.base import Projection, handles, projection_metadata
+from donjon.core.projections.statements import Put, Statement
+from donjon.core.runtime import Runtime, build_runtime
+from donjon.core.settings import Settings
+from donjon.core.setup.migrations import Migration, StepContext
+from donjon.core.setup.runner import SetupRunner
+from tests.conftest import make_settings, sqlite_database
+from tests.core.plugins_support import client_of, eventually, first_instance, set_up
+
+pytestmark = pytest.mark.anyio
+
+
+# -- what the test plugins share ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pinged(Event):
+    TYPE = "hooktest.pinged"
+    AGGREGATE_TYPE = "hooktest.pinger"
+    note: str
+
+
+def ping(instance_id: str, note: str, pinger: str = "p1") -> AggregateChanges:
+    return AggregateChanges(
+        Aggregate("hooktest.pinger", pinger, instance_id, instance_id), [Pinged(note)]
+    )
+
+
+class PingEvents:
+    """Registers Pinged, asynchronously (a register_* hook may return an awaitable)."""
+
+    @hookimpl
+    async def register_event_types(self) -> list[type[Event]]:
+        await asyncio.sleep(0)
+        return [Pinged]
+
+
+@get("/hooktest/whoami")
+async def whoami(
+    runtime: NamedDependency[Runtime], instance_id: NamedDependency[str]
+) -> dict[str, Any]:
+    return {"instance_id": instance_id, "domain": runtime.settings.ExternalDomain}
+
+
+class WhoAmI:
+    @hookimpl
+    def register_routes(self, settings: Settings) -> list[Any]:
+        assert isinstance(settings, Settings)
+        return [whoami]
+
+
+def manager(settings: Settings, **plugins: object) -> DonjonPluginManager:
+    """The built-in and installed plugins, plus `plugins` (by name); then Enabled applied."""
+    pm = get_plugin_manager()
+    for name, plugin in plugins.items():
+        pm.add_plugin(plugin, PluginInfo(name, "1.0", "test", essential=False, enabled=True))
+    apply_enabled(pm, settings)
+    return pm
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """SQLite settings: every hook behaves the same on PostgreSQL, the store is not under test."""
+    return make_settings(sqlite_database(tmp_path / "donjon.db"))
+
+
+# -- registration hooks ------------------------------------------------------------------
+
+
+async def test_hook_register_event_types(settings: Settings) -> None:
+    runtime = await set_up(settings, manager(settings, pings=PingEvents()))
+    without = build_runtime(settings, pm=manager(settings))
+    try:
+        instance_id = await first_instance(runtime)
+        [stored] = await runtime.store.push(ping(instance_id, "hi"), creator="test")
+        [read] = await runtime.store.query(EventQuery(event_types=(Pinged.TYPE,)))
+
+        assert runtime.registry.decode(read) == Pinged("hi")
+        assert read.position == stored.position
+        with pytest.raises(UnknownEventTypeError, match="'hooktest.pinged' is not registered"):
+            await without.store.push(ping(instance_id, "hi"), creator="test")
+    finally:
+        await runtime.close()
+        await without.close()
+
+
+@dataclass
+class PingerSettings:
+    Every: timedelta = timedelta(seconds=30)
+    Target: str = ""
+
+
+class PingerConfig:
+    @hookimpl
+    def register_settings(self) -> list[SettingsSection]:
+        return [SettingsSection("pinger", PingerSettings)]
+
+
+async def test_hook_register_settings(tmp_path: Path) -> None:
+    database = sqlite_database(tmp_path / "donjon.db")
+    configured = make_settings(database, Plugins={"pinger": {"Every": "5s", "Enabled": True}})
+    defaults = make_settings(database)
+    wrong = make_settings(database, Plugins={"pinger": {"Evry": "5s"}})
+
+    runtimes = [
+        build_runtime(s, pm=manager(s, pinger=PingerConfig())) for s in (configured, defaults)
+    ]
+    try:
+        assert runtimes[0].plugin_settings["pinger"] == PingerSettings(Every=timedelta(seconds=5))
+        assert runtimes[1].plugin_settings["pinger"] == PingerSettings()
+        with pytest.raises(
+            ConfigError, match=r"^Plugins\.pinger\.Evry: unknown key .*known here: Every, Target"
+        ):
+            build_runtime(wrong, pm=manager(wrong, pinger=PingerConfig()))
+    finally:
+        for runtime in runtimes:
+            await runtime.close()
+
+
+pings_table = Table(
+    "hooktest_pings",
+    projection_metadata,
+    Column("id", Text, primary_key=True),
+    Column("note", Text, nullable=False),
+)
+
+
+class PingsProjection(Projection):
+    name = "hooktest_pings"
+    version = 1
+    inline = True
+    tables = (pings_table,)
+
+    @handles(Pinged.TYPE)
+    def pinged(self, e: StoredEvent) -> list[Statement]:
+        return [
+            Put(pings_table, {"id": f"{e.aggregate_id}/{e.sequence}", "note": e.payload["note"]})
+        ]
+
+
+class PingsReadModel(PingEvents):
+    @hookimpl
+    def register_projections(self, settings: Settings) -> list[Projection]:
+        return [PingsProjection()]
+
+
+async def test_hook_register_projections(settings: Settings) -> None:
+    runtime = await set_up(settings, manager(settings, pings=PingsReadModel()))
+    try:
+        await runtime.store.push(ping(await first_instance(runtime), "one"), creator="test")
+
+        # Inline: written by the push itself, no runner involved.
+        async with runtime.db.read() as conn:
+            rows = (await conn.execute(select(pings_table.c.id, pings_table.c.note))).all()
+        assert [tuple(r) for r in rows] == [("p1/1", "one")]
+        assert runtime.projection("hooktest_pings").inline
+    finally:
+        await runtime.close()
+
+
+class SeedStep:
+    def __init__(self) -> None:
+        self.runs = 0
+
+    async def seed(self, ctx: StepContext) -> dict[str, Any]:
+        self.runs += 1
+        return {"seeded": ctx.runtime.settings.ExternalDomain}
+
+    @hookimpl
+    def register_migrations(self, settings: Settings) -> list[Migration]:
+        return [Migration("hooktest.seed", self.seed, description="seed the test data")]
+
+
+async def test_hook_register_migrations(settings: Settings) -> None:
+    step = SeedStep()
+    runtime = await set_up(settings, manager(settings, seed=step))
+    try:
+        await SetupRunner(runtime).run()  # a second setup: the step is done, not run again
+
+        assert step.runs == 1
+        assert runtime.migrations()[-1].name == "hooktest.seed"  # after the core's steps
+        done = await runtime.store.query(EventQuery(event_types=("system.migration.done",)))
+        [payload] = [e.payload for e in done if e.payload["name"] == "hooktest.seed"]
+        assert payload["info"] == {"seeded": "localhost"}
+    finally:
+        await runtime.close()
+
+
+async def test_hook_register_routes(settings: Settings) -> None:
+    runtime = await set_up(settings, manager(settings, whoami=WhoAmI()))
+    instance_id = await first_instance(runtime)
+
+    async with client_of(create_app(runtime, run_projections=False)) as client:
+        response = await client.get("/hooktest/whoami")
+
+    assert response.status_code == 200
+    assert response.json() == {"instance_id": instance_id, "domain": "localhost"}
+
+
+@click.command("hooktest-hello")
+@click.argument("name")
+@donjon_cli.config_option
+def hello(name: str, configs: tuple[str, ...]) -> None:
+    """Say hello."""
+    click.echo(f"hello {name}")
+
+
+class Hello:
+    @hookimpl
+    async def register_commands(self) -> list[click.Command]:
+        return [hello]
+
+
+def test_hook_register_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    def pm_with_hello(settings: Settings | None = None) -> DonjonPluginManager:
+        pm = get_plugin_manager()
+        pm.add_plugin(Hello(), PluginInfo("hello", "1.0", "test", essential=False, enabled=True))
+        if settings is not None:
+            apply_enabled(pm, settings)
+        return pm
+
+    monkeypatch.setattr(donjon_cli, "get_plugin_manager", pm_with_hello)
+    group = donjon_cli.DonjonCLI(name="donjon")
+    runner = CliRunner()
+
+    # Called before the arguments are parsed, outside any event loop: the
+    # awaitable Hello returns is run to completion by the host.
+    listed = runner.invoke(group, ["--help"], env={})
+    ran = runner.invoke(group, ["hooktest-hello", "Ada"], env={})
+    refused = runner.invoke(
+        group, ["hooktest-hello", "Ada"], env={"DONJON_PLUGINS_HELLO_ENABLED": "false"}
+    )
+
+    assert "hooktest-hello  Say hello." in listed.output
+    assert (ran.exit_code, ran.output) == (0, "hello Ada\n")
+    assert refused.exit_code == 1
+    assert "the hello plugin is disabled (Plugins.hello.Enabled is false)" in refused.output
+
+
+# -- lifecycle hooks ---------------------------------------------------------------------
+
+
+class SlowStart:
+    def __init__(self) -> None:
+        self.started: list[Runtime] = []
+
+    @hookimpl
+    async def on_startup(self, runtime: Runtime) -> None:
+        await asyncio.sleep(0.05)
+        self.started.append(runtime)
+
+    @hookimpl
+    def register_routes(self) -> list[Any]:
+        @get("/hooktest/started", sync_to_thread=False)
+        def started() -> dict[str, int]:
+            return {"started": len(self.started)}
+
+        return [started]
+
+
+class FailingStart:
+    @hookimpl
+    def on_startup(self) -> None:
+        raise RuntimeError("no licence")
+
+
+async def test_hook_on_startup(settings: Settings) -> None:
+    slow = SlowStart()
+    runtime = await set_up(settings, manager(settings, slow=slow))
+    failing = build_runtime(settings, pm=manager(settings, failing=FailingStart()))
+
+    async with client_of(create_app(runtime, run_projections=False)) as client:
+        # The awaitable finished before the first request was served.
+        assert (await client.get("/hooktest/started")).json() == {"started": 1}
+    assert slow.started == [runtime]
+    try:
+        with pytest.raises(Exception) as failure:  # which kind: see below
+            async with client_of(create_app(failing, run_projections=False)):
+                pass
+    finally:
+        await failing.close()
+    # The start fails with the hook's error (the test client may wrap it in a group).
+    assert (failure.errisinstance(RuntimeError) and "no licence" in str(failure.value)) or (
+        failure.group_contains(RuntimeError, match="no licence")
+    )
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    @hookimpl
+    async def on_shutdown(self, runtime: Runtime) -> None:
+        await asyncio.sleep(0)
+        self.seen.append(runtime)
+
+
+class FailingStop:
+    @hookimpl
+    def on_shutdown(self) -> None:
+        raise RuntimeError("cannot say goodbye")
+
+
+async def test_hook_on_shutdown(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    recorder = Recorder()
+    # Registered last, the failing one is called first: the recorder must still run.
+    runtime = await set_up(settings, manager(settings, recorder=recorder, failing=FailingStop()))
+
+    async with client_of(create_app(runtime, run_projections=False)):
+        assert recorder.seen == []
+
+    assert recorder.seen == [runtime]
+    assert "plugin failing: on_shutdown failed" in caplog.text
+    assert "cannot say goodbye" in caplog.text
+
+
+class PushWatcher(PingEvents):
+    def __init__(self) -> None:
+        self.seen: list[list[int]] = []
+
+    @hookimpl
+    async def on_events_pushed(self, events: list[StoredEvent]) -> None:
+        await asyncio.sleep(0)
+        self.seen.append([e.position for e in events if e.type == Pinged.TYPE])
+
+
+class FailingWatcher:
+    @hookimpl
+    def on_events_pushed(self) -> None:
+        raise RuntimeError("watcher down")
+
+
+async def test_hook_on_events_pushed(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    watcher = PushWatcher()
+    runtime = await set_up(settings, manager(settings, watcher=watcher, failing=FailingWatcher()))
+    try:
+        instance_id = await first_instance(runtime)
+        changes = AggregateChanges(
+            Aggregate("hooktest.pinger", "p1", instance_id, instance_id), [Pinged("a"), Pinged("b")]
+        )
+        with caplog.at_level(logging.ERROR):
+            stored = await runtime.store.push(
+                changes, creator="test"
+            )  # the failing watcher does not fail it
+
+        assert await eventually(lambda: [e.position for e in stored] in watcher.seen)
+        assert "plugin failing: on_events_pushed failed" in caplog.text
+    finally:
+        await runtime.close()
+
+
+# -- resolution hooks --------------------------------------------------------------------
+
+
+class TenantHeader(WhoAmI):
+    @hookimpl
+    async def resolve_instance(self, host: str, headers: dict[str, str]) -> str | None:
+        await asyncio.sleep(0)
+        if host == "tenants.example":
+            return headers.get("x-tenant")
+        return None
+
+
+async def test_hook_resolve_instance(settings: Settings) -> None:
+    runtime = await set_up(settings, manager(settings, tenants=TenantHeader()))
+    first = await first_instance(runtime)
+    app = create_app(runtime, run_projections=False)
+
+    async with client_of(app, "tenants.example") as client:
+        answered = await client.get("/hooktest/whoami", headers={"X-Tenant": "tenant-7"})
+        unanswered = await client.get("/hooktest/whoami")
+        client.base_url = "http://localhost"  # type: ignore[assignment]
+        by_domain = await client.get("/hooktest/whoami")
+
+    assert answered.json()["instance_id"] == "tenant-7"  # the plugin answered first
+    assert unanswered.status_code == 404  # then the core's domains: none is tenants.example
+    assert by_domain.json()["instance_id"] == first  # the plugin returned None: the core answered
