@@ -19,8 +19,8 @@ import msgspec
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
 
+from donjon.core.errors import ConfigError
 from donjon.core.settings import DatabaseSettings
 
 _json_encoder = msgspec.json.Encoder()
@@ -67,13 +67,19 @@ class Database:
 
     @classmethod
     def sqlite(cls, path: str | Path) -> Database:
+        """A database in the SQLite file at `path` (created with its directory if missing)."""
+        if str(path) in ("", ":memory:"):
+            # Every pooled connection would open its own, empty database.
+            raise ConfigError(
+                f"Database.sqlite.Path: expected a file path, not {str(path)!r}"
+                " (in-memory SQLite cannot be shared by the store's connections)"
+            )
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(
             f"sqlite+aiosqlite:///{path}",
             json_serializer=json_dumps,
             json_deserializer=json_loads,
-            poolclass=NullPool if str(path) == ":memory:" else None,
             connect_args={"timeout": 60},
         )
         _configure_sqlite(engine)

@@ -134,7 +134,8 @@ class EventRegistry:
         known = self.types.get(cls.TYPE)
         if known is not None and known is not cls:
             raise ValueError(
-                f"event type {cls.TYPE} registered twice: {known.__qualname__} and {cls.__qualname__}"
+                f"event type {cls.TYPE} registered twice:"
+                f" {known.__qualname__} and {cls.__qualname__}"
             )
         self.types[cls.TYPE] = cls
 
