@@ -3,6 +3,7 @@
     donjon init | setup | setup cleanup | start | start-from-init | start-from-setup
     donjon projections list | rebuild NAME | rebuild --all
     donjon plugins list
+    donjon <command of a plugin>   (`register_commands`; see docs/plugins.md)
 
 Commands that run setup or serve take --config (repeatable), and the master
 key from --masterkey, --masterkeyFile or DONJON_MASTERKEY.
@@ -142,7 +143,7 @@ class DonjonCLI(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         owners = self.plugin_commands()
-        disabled = {p for p in set(owners.values()) if not _enabled_or_unknown(p)}
+        disabled = _disabled_by_environment()
         return [n for n in super().list_commands(ctx) if owners.get(n) not in disabled]
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
@@ -159,11 +160,14 @@ def plugin_enabled(plugin: str, configs: tuple[str, ...] = ()) -> bool:
     return get_plugin_manager(load_settings(configs)).infos[plugin].enabled
 
 
-def _enabled_or_unknown(plugin: str) -> bool:
+def _disabled_by_environment() -> set[str]:
+    """The plugins the defaults and the environment disable (none when that
+    configuration is wrong: the error is reported when a command runs)."""
     try:
-        return plugin_enabled(plugin)
+        pm = get_plugin_manager(load_settings())
     except DonjonError:
-        return True  # the configuration's error is reported when a command runs
+        return set()
+    return {name for name, info in pm.infos.items() if not info.enabled}
 
 
 def guard_plugin_command(plugin: str, command: click.Command) -> click.Command:

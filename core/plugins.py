@@ -94,13 +94,12 @@ class PluginInfo:
 
 
 class DonjonPluginManager(pluggy.PluginManager):
-    """pluggy's manager plus each plugin's `PluginInfo`, disabled ones included."""
+    """pluggy's manager plus each plugin's `PluginInfo`, disabled (unregistered) ones included."""
 
     def __init__(self) -> None:
         super().__init__(PROJECT)
         self.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
-        self.disabled: dict[str, object] = {}
 
     def add_plugin(self, plugin: object, info: PluginInfo) -> None:
         """Register `plugin` under `info.name`.
@@ -157,7 +156,7 @@ class DonjonPluginManager(pluggy.PluginManager):
             )
         if not info.enabled:
             return
-        self.disabled[name] = self.unregister(name=name)
+        self.unregister(name=name)
         self.infos[name] = dataclasses.replace(info, enabled=False)
 
 

@@ -54,6 +54,8 @@ def sample_plugin_installed() -> None:
     try:
         dist = distribution(SAMPLE_DIST)
     except PackageNotFoundError:
+        dist = None
+    if dist is None:
         pytest.fail(
             f"the sample plugin {SAMPLE_DIST} is not installed: {run_make_test}", pytrace=False
         )
