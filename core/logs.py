@@ -82,9 +82,10 @@ def configure_logging(
     """Send every record at `level` or above to `stream` (stderr) as text or JSON lines.
 
     Replaces the root logger's handlers with one handler carrying the request
-    id filter, and routes uvicorn's loggers through it. uvicorn's access log is
-    silenced: the HTTP edge logs each request itself, with its id. Returns the
-    handler.
+    id filter, and routes uvicorn's loggers and Python warnings (logger
+    `py.warnings`) through it, so JSON output stays one object per line.
+    uvicorn's access log is silenced: the HTTP edge logs each request itself,
+    with its id. Returns the handler.
     """
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
@@ -99,4 +100,5 @@ def configure_logging(
         logger.handlers.clear()
         logger.propagate = True
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    logging.captureWarnings(True)
     return handler

@@ -240,6 +240,7 @@ def restore_logging() -> Iterator[None]:
         for handler in handlers:
             root.addHandler(handler)
         root.setLevel(level)
+        logging.captureWarnings(False)
 
 
 async def test_json_log_format_writes_one_object_per_line_with_the_request_id(
