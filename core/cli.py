@@ -20,11 +20,13 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import asyncpg
 import click
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from donjon.core.config import load_settings
-from donjon.core.errors import DonjonError, PluginError
-from donjon.core.keys import load_masterkey
+from donjon.core.errors import DonjonError, MasterKeyError, PluginError
+from donjon.core.keys import read_masterkey
 from donjon.core.logs import configure_logging
 from donjon.core.plugins import collect_by_plugin, get_plugin_manager
 from donjon.core.runtime import Runtime, build_runtime
@@ -38,9 +40,14 @@ config_option = click.option(
     help="A YAML file overriding defaults.yaml; repeatable, later files win.",
 )
 masterkey_options = [
-    click.option("--masterkey", envvar=None, help="The 32-byte master key (or use DONJON_MASTERKEY)."),
-    click.option("--masterkeyFile", "masterkey_file", type=click.Path(dir_okay=False),
-                 help="A file holding the master key."),
+    click.option(
+        "--masterkey", envvar=None,
+        help="The 32-byte master key (wins over --masterkeyFile and DONJON_MASTERKEY).",
+    ),
+    click.option(
+        "--masterkeyFile", "masterkey_file", type=click.Path(dir_okay=False),
+        help="A file holding the master key (one trailing newline is ignored).",
+    ),
 ]
 
 
@@ -57,7 +64,12 @@ def settings_from(configs: tuple[str, ...]) -> Settings:
 
 
 def run(main: Callable[[], Awaitable[T]], *, on_signal: Callable[[str], None] | None = None) -> T:
-    """Run `main` in a fresh event loop; SIGTERM/SIGINT cancel it and exit 128+signal."""
+    """Run `main` in a fresh event loop; SIGTERM/SIGINT cancel it and exit 128+signal.
+
+    `on_signal(reason)` is called first, with a reason such as "canceled by
+    SIGTERM". Signals after the first are logged and otherwise ignored, so the
+    cancelled work can record why it stopped (SIGKILL still ends the process).
+    """
     received: list[int] = []
 
     async def wrapper() -> T:
@@ -65,11 +77,14 @@ def run(main: Callable[[], Awaitable[T]], *, on_signal: Callable[[str], None] | 
         loop = asyncio.get_running_loop()
 
         def cancel(signum: int) -> None:
+            name = signal.Signals(signum).name
+            if received:
+                log.warning("%s received; already stopping", name)
+                return
             received.append(signum)
-            reason = f"canceled by {signal.Signals(signum).name}"
-            log.warning("%s received; cancelling", signal.Signals(signum).name)
+            log.warning("%s received; cancelling", name)
             if on_signal:
-                on_signal(reason)
+                on_signal(f"canceled by {name}")
             assert task is not None
             task.cancel()
 
@@ -90,7 +105,9 @@ def run(main: Callable[[], Awaitable[T]], *, on_signal: Callable[[str], None] | 
 
 
 def fail_cleanly(fn: Callable[..., T]) -> Callable[..., T]:
-    """Turn DonjonError into a one-line message and exit status 1."""
+    """Turn DonjonError, and a database that cannot be reached or used, into a
+    one-line message on stderr and exit status 1 (the traceback is logged at
+    debug level)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> T:
@@ -99,8 +116,22 @@ def fail_cleanly(fn: Callable[..., T]) -> Callable[..., T]:
         except DonjonError as exc:
             click.echo(f"donjon: {exc}", err=True)
             sys.exit(1)
+        except (OSError, SQLAlchemyError, asyncpg.PostgresError) as exc:
+            log.debug("database error", exc_info=exc)
+            click.echo(f"donjon: database error: {_describe(exc)}", err=True)
+            sys.exit(1)
 
     return wrapper
+
+
+def _describe(exc: BaseException) -> str:
+    """`Type: first line of the message`, the driver's error rather than SQLAlchemy's wrapper."""
+    inner = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    # SQLAlchemy's adapter exceptions wrap the driver's as their cause.
+    while type(inner).__module__.startswith("sqlalchemy") and inner.__cause__ is not None:
+        inner = inner.__cause__
+    lines = str(inner).strip().splitlines()
+    return f"{type(inner).__name__}: {lines[0]}" if lines else type(inner).__name__
 
 
 class DonjonCLI(click.Group):
@@ -209,29 +240,78 @@ async def _init(settings: Settings) -> None:
     log.info("database initialised (%s)", settings.Database.kind)
 
 
-async def _setup(runtime: Runtime, runner_holder: list[Any]) -> None:
+async def _check_store(runtime: Runtime, key_source: str) -> None:
+    """Refuse a store `donjon init` never prepared, or one set up with another master key."""
+    from donjon.core.setup.init import require_initialised
+
+    await require_initialised(runtime.db)
+    assert runtime.keys is not None
+    try:
+        await runtime.keys.verify()
+    except MasterKeyError as exc:
+        raise MasterKeyError(f"{key_source}: {exc}") from None
+
+
+async def _check_store_before_start(runtime: Runtime, key_source: str) -> None:
+    """`donjon start` may come up before init and setup ran elsewhere (it answers 412
+    on /debug/ready until they have); the master key is checked when the store has
+    its tables."""
+    from donjon.core.setup.init import is_initialised
+
+    try:
+        if await is_initialised(runtime.db):
+            await _check_store(runtime, key_source)
+        else:
+            log.warning(
+                "the database has no donjon tables yet: serving, but /debug/ready answers 412"
+                " until `donjon init` and `donjon setup` have run"
+            )
+    finally:
+        await runtime.db.dispose()
+
+
+async def _setup(runtime: Runtime, key_source: str, runners: list[Any]) -> None:
+    from donjon.core.setup.init import create_tables
     from donjon.core.setup.runner import SetupRunner
 
-    assert runtime.keys is not None
-    await runtime.keys.verify()
+    await _check_store(runtime, key_source)
+    # Core tables a newer donjon added: setup is what an upgrade runs.
+    await create_tables(runtime.db)
     runner = SetupRunner(runtime)
-    runner_holder.append(runner)
+    runners.append(runner)
     await runner.run()
 
 
-def _signal_reason(holder: list[Any]) -> Callable[[str], None]:
+def _run_setup(runtime: Runtime, key_source: str) -> None:
+    """Run setup in its own event loop; SIGTERM/SIGINT record the running step failed
+    and exit 128+signal. The runtime's connections are closed afterwards, so the
+    server's event loop opens its own."""
+    runners: list[Any] = []
+
     def set_reason(reason: str) -> None:
-        for runner in holder:
+        for runner in runners:
             runner.cancel_reason = reason
 
-    return set_reason
+    async def main() -> None:
+        try:
+            await _setup(runtime, key_source, runners)
+        finally:
+            await runtime.db.dispose()
+
+    run(main, on_signal=set_reason)
+
+
+def _setup_configs(ctx: click.Context, configs: tuple[str, ...]) -> tuple[str, ...]:
+    """`donjon setup --config A cleanup --config B` reads A, then B."""
+    parent = ctx.parent.params.get("configs", ()) if ctx.parent is not None else ()
+    return (*parent, *configs)
 
 
 @cli.command()
 @config_option
 @fail_cleanly
 def init(configs: tuple[str, ...]) -> None:
-    """Create the database (with admin credentials), the user and the tables."""
+    """Create the database and its user (with Database.postgres.Admin.DSN) and the tables."""
     settings = settings_from(configs)
     run(lambda: _init(settings))
 
@@ -241,41 +321,60 @@ def init(configs: tuple[str, ...]) -> None:
 @with_masterkey
 @click.pass_context
 @fail_cleanly
-def setup(ctx: click.Context, configs: tuple[str, ...], masterkey: str | None, masterkey_file: str | None) -> None:
-    """Run the setup steps that are due (migrations, projection rebuilds, first instance)."""
+def setup(
+    ctx: click.Context, configs: tuple[str, ...], masterkey: str | None, masterkey_file: str | None
+) -> None:
+    """Run the setup steps that are due (migrations, projection rebuilds, first instance).
+
+    Steps run in order and are recorded as system.migration.* events; SIGTERM or
+    SIGINT records the running step failed and exits 128+signal, and the next
+    setup resumes it. A step left started by a killed process is taken over
+    once its lease (Setup.LeaseDuration) expires.
+    """
     if ctx.invoked_subcommand is not None:
         return
     settings = settings_from(configs)
-    runtime = build_runtime(settings, masterkey=load_masterkey(masterkey, masterkey_file))
-    holder: list[Any] = []
-
-    async def main() -> None:
-        try:
-            await _setup(runtime, holder)
-        finally:
-            await runtime.close()
-
-    run(main, on_signal=_signal_reason(holder))
+    key, source = read_masterkey(masterkey, masterkey_file)
+    _run_setup(build_runtime(settings, masterkey=key), source)
 
 
 @setup.command("cleanup")
 @config_option
+@click.option(
+    "--force", is_flag=True,
+    help="Also steps whose lease is live: their process stops them at its next heartbeat.",
+)
+@click.pass_context
 @fail_cleanly
-def setup_cleanup(configs: tuple[str, ...]) -> None:
-    """Record steps left `started` as failed so the next setup reruns them."""
-    from donjon.core.setup.runner import SetupRunner
+def setup_cleanup(ctx: click.Context, configs: tuple[str, ...], force: bool) -> None:
+    """Record steps left `started` as failed, so the next setup reruns them at once.
 
-    settings = settings_from(configs)
-    runtime = build_runtime(settings)
+    Never needed to recover: the next setup takes such a step over once its
+    lease expires. A step whose lease is live is left alone without --force.
+    """
+    from donjon.core.setup.init import require_initialised
+    from donjon.core.setup.runner import CleanupReport, SetupRunner
 
-    async def main() -> list[str]:
+    runtime = build_runtime(settings_from(_setup_configs(ctx, configs)))
+
+    async def main() -> CleanupReport:
         try:
-            return await SetupRunner(runtime).cleanup()
+            await require_initialised(runtime.db)
+            return await SetupRunner(runtime).cleanup(force=force)
         finally:
             await runtime.close()
 
-    cleaned = run(main)
-    click.echo("\n".join(f"marked failed: {name}" for name in cleaned) or "no step was left started")
+    report = run(main)
+    for name in report.cleaned:
+        click.echo(f"marked failed: {name}")
+    for lease in report.running:
+        until = lease.expires_at.isoformat(timespec="seconds")
+        click.echo(
+            f"left alone: {lease.step} is running in {lease.holder}"
+            f" (lease until {until}; --force to mark it failed)"
+        )
+    if not report.cleaned and not report.running:
+        click.echo("no step was left started")
 
 
 def _start_command(name: str, *, do_init: bool, do_setup: bool, doc: str) -> click.Command:
@@ -283,33 +382,34 @@ def _start_command(name: str, *, do_init: bool, do_setup: bool, doc: str) -> cli
     @config_option
     @with_masterkey
     @fail_cleanly
-    def command(configs: tuple[str, ...], masterkey: str | None, masterkey_file: str | None) -> None:
+    def command(
+        configs: tuple[str, ...], masterkey: str | None, masterkey_file: str | None
+    ) -> None:
         from donjon.core.server import run_server
 
         settings = settings_from(configs)
-        key = load_masterkey(masterkey, masterkey_file)
+        key, source = read_masterkey(masterkey, masterkey_file)
         if do_init:
             run(lambda: _init(settings))
         runtime = build_runtime(settings, masterkey=key)
         if do_setup:
-            holder: list[Any] = []
-
-            async def setup_main() -> None:
-                try:
-                    await _setup(runtime, holder)
-                finally:
-                    await runtime.db.dispose()
-
-            run(setup_main, on_signal=_signal_reason(holder))
-        # uvicorn handles SIGTERM/SIGINT itself: graceful shutdown.
+            _run_setup(runtime, source)
+        else:
+            run(lambda: _check_store_before_start(runtime, source))
+        # uvicorn handles SIGTERM/SIGINT itself: a graceful shutdown, exit 0.
         run_server(runtime)
 
     return command
 
 
-_start_command("start", do_init=False, do_setup=False, doc="Serve (setup must have run).")
+_start_command(
+    "start", do_init=False, do_setup=False,
+    doc="Serve on Port. /debug/ready answers 412 until setup has completed.",
+)
 _start_command("start-from-setup", do_init=False, do_setup=True, doc="Run setup, then serve.")
-_start_command("start-from-init", do_init=True, do_setup=True, doc="Run init and setup, then serve.")
+_start_command(
+    "start-from-init", do_init=True, do_setup=True, doc="Run init and setup, then serve."
+)
 
 
 # -- projections --------------------------------------------------------------------

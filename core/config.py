@@ -1,12 +1,27 @@
 """Loading configuration: defaults.yaml, then --config files, then DONJON_* variables.
 
-The merged tree is checked against the dataclasses in `donjon.core.settings`;
-a wrong key or value raises `ConfigError` naming the key and what was expected.
+Precedence, lowest first: the packaged `defaults.yaml`, each `--config` file in
+the order given, then environment variables. Mappings merge key by key (keys
+match case-insensitively); any other value replaces the one before it.
+
+An environment variable names a key by its path, upper-cased and joined with
+`_`: `DONJON_PORT`, `DONJON_DATABASE_POSTGRES_DSN`,
+`DONJON_PROJECTIONS_CUSTOMIZATIONS_INSTANCES_REBUILDBULKLIMIT`,
+`DONJON_PLUGINS_SAML_ENABLED`. A variable naming a whole section takes a
+YAML/JSON mapping (`DONJON_PLUGINS='{saml: {Enabled: false}}'`). Variables
+that name no key are logged and ignored (Kubernetes injects DONJON_SERVICE_*
+for a service named donjon).
+
+The merged tree is checked against the dataclasses in `donjon.core.settings`:
+a wrong key or value raises `ConfigError` naming the key, what was expected
+and where the value came from, e.g.
+`Port: expected an integer, got 'abc' (set by DONJON_PORT)`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import logging
 import os
 import re
@@ -21,7 +36,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 import yaml
 
 from donjon.core.errors import ConfigError
-from donjon.core.settings import Settings
+from donjon.core.settings import InvalidSetting, Settings
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +47,17 @@ NON_CONFIG_ENV = ("DONJON_MASTERKEY", "DONJON_TEST_")
 T = TypeVar("T")
 
 
+class SettingError(ConfigError):
+    """A ConfigError about one key; `key` is its dotted path."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.detail = message
+
+
 def default_tree() -> dict[str, Any]:
+    """The packaged defaults.yaml as a plain tree."""
     text = resources.files("donjon.core").joinpath("defaults.yaml").read_text()
     return yaml.safe_load(text)
 
@@ -41,22 +66,46 @@ def load_settings(
     files: Iterable[str | Path] = (),
     env: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Return the settings from the defaults, the given files in order, then `env`."""
+    """Return the settings from the defaults, the given files in order, then `env`
+    (os.environ when None). Raises ConfigError naming the key and the source of a
+    wrong value, or the file that cannot be read or parsed."""
     tree = default_tree()
+    origins: dict[str, str] = {}
     for path in files:
-        try:
-            text = Path(path).read_text()
-        except OSError as exc:
-            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {path} must hold a mapping of keys, not {_kind(data)}")
+        data = read_config_file(path)
+        _record_origins(data, f"set in {path}", origins)
         merge(tree, data)
-    merge(tree, env_tree(os.environ if env is None else env))
-    return parse(Settings, tree)
+    overrides = env_tree(os.environ if env is None else env, tree, origins)
+    merge(tree, overrides)
+    try:
+        return parse(Settings, tree)
+    except SettingError as exc:
+        origin = _origin_of(exc.key, origins)
+        if origin is None:
+            raise
+        raise SettingError(exc.key, f"{exc.detail} ({origin})") from None
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The mapping a --config file holds (an empty file is an empty mapping)."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        reason = " ".join(str(exc).split())
+        raise ConfigError(f"config file {path} is not valid YAML: {reason}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys, not {_kind(data)}")
+    try:
+        _refuse_duplicate_keys(data, "", recursive=True)
+    except SettingError as exc:
+        raise SettingError(exc.key, f"{exc.detail} (set in {path})") from None
+    return data
 
 
 def merge(base: dict[str, Any], override: Mapping[str, Any]) -> None:
@@ -69,44 +118,111 @@ def merge(base: dict[str, Any], override: Mapping[str, Any]) -> None:
             base[existing if existing is not None else key] = value
 
 
-def env_tree(env: Mapping[str, str]) -> dict[str, Any]:
-    """Turn DONJON_A_B_C=v variables into {"A": {"B": {"C": "v"}}}, guided by the schema."""
+# -- environment variables ------------------------------------------------------------
+
+
+def env_tree(
+    env: Mapping[str, str],
+    base: Mapping[str, Any] | None = None,
+    origins: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Turn DONJON_A_B_C=v variables into {"A": {"B": {"C": "v"}}}, guided by the schema.
+
+    `base`, the tree the variables will be merged into, resolves keys of
+    named sections that contain `_` (a plugin called `my_plugin`). `origins`,
+    when given, records which variable set which key.
+    """
     tree: dict[str, Any] = {}
-    for name, value in env.items():
-        if not name.startswith(ENV_PREFIX) or name.startswith(NON_CONFIG_ENV):
+    for name in sorted(env):
+        if not name.upper().startswith(ENV_PREFIX) or name.upper().startswith(NON_CONFIG_ENV):
             continue
-        path = _env_path(Settings, name[len(ENV_PREFIX) :].split("_"))
-        if path is None:
+        tokens = name[len(ENV_PREFIX) :].split("_")
+        resolved = _env_path(Settings, tokens, base or {})
+        if resolved is None:
             log.warning("environment variable %s names no configuration key; ignored", name)
             continue
+        path, target = resolved
+        value: Any = env[name]
+        if _is_mapping_type(target):
+            try:
+                value = yaml.safe_load(value) if value.strip() else {}
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"{name}: expected a YAML or JSON mapping: {exc}") from None
         node = tree
         for key in path[:-1]:
             node = node.setdefault(key, {})
         node[path[-1]] = value
+        if origins is not None:
+            if isinstance(value, dict):
+                _record_origins(value, f"set by {name}", origins, ".".join(path))
+            else:
+                origins[".".join(path).lower()] = f"set by {name}"
     return tree
 
 
-def _env_path(tp: Any, tokens: list[str]) -> list[str] | None:
+def _env_path(tp: Any, tokens: list[str], base: Any) -> tuple[list[str], Any] | None:
+    """The key path `tokens` names under type `tp`, and the type found there."""
+    tp = _unwrap_optional(tp)
     if not tokens:
-        return []
+        return [], tp
     if dataclasses.is_dataclass(tp):
         hints = get_type_hints(tp)
         for f in dataclasses.fields(tp):
             if f.name.upper() == tokens[0].upper():
-                rest = _env_path(hints[f.name], tokens[1:])
-                return None if rest is None else [f.name, *rest]
+                sub = _lookup(base, f.name)
+                rest = _env_path(hints[f.name], tokens[1:], sub)
+                return None if rest is None else ([f.name, *rest[0]], rest[1])
         return None
     if get_origin(tp) is dict:
-        # A mapping keyed by name (plugins, projections): the key is the next
-        # token, lower-cased; the remaining tokens are left to the value.
+        # A section keyed by name (projections, plugins). A name may contain
+        # "_": prefer a name the section already has, else the split whose
+        # remaining tokens are keys of the value type.
         value_type = get_args(tp)[1]
-        rest = _env_path(value_type, tokens[1:]) if dataclasses.is_dataclass(value_type) else tokens[1:]
-        return None if rest is None else [tokens[0].lower(), *rest]
+        existing = {str(k).lower(): str(k) for k in base} if isinstance(base, Mapping) else {}
+        splits = range(len(tokens), 0, -1)
+        for i in splits:
+            name = "_".join(tokens[:i]).lower()
+            if name in existing:
+                rest = _env_path(value_type, tokens[i:], base[existing[name]])
+                if rest is not None:
+                    return [existing[name], *rest[0]], rest[1]
+        if dataclasses.is_dataclass(value_type):
+            # Shortest name first: field names hold no "_", so the first split
+            # whose rest resolves is the only one naming a field.
+            for i in range(1, len(tokens) + 1):
+                rest = _env_path(value_type, tokens[i:], None)
+                if rest is not None:
+                    return ["_".join(tokens[:i]).lower(), *rest[0]], rest[1]
+            return None
+        return [tokens[0].lower(), *(t for t in tokens[1:])], Any if len(tokens) > 1 else value_type
     return None
 
 
+def _lookup(node: Any, key: str) -> Any:
+    if not isinstance(node, Mapping):
+        return None
+    found = _find_key(node, key)
+    return node[found] if found is not None else None
+
+
+def _is_mapping_type(tp: Any) -> bool:
+    return dataclasses.is_dataclass(tp) or get_origin(tp) is dict
+
+
+def _unwrap_optional(tp: Any) -> Any:
+    if get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return tp
+
+
+# -- checking values ------------------------------------------------------------------
+
+
 def parse(tp: type[T], value: Any, path: str = "") -> T:
-    """Convert `value` to `tp`, raising ConfigError with the key's path on a mismatch."""
+    """Convert `value` to `tp`, raising ConfigError (a SettingError) with the key's path
+    on a mismatch."""
     return typing.cast(T, _convert(tp, value, path))
 
 
@@ -123,32 +239,34 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         choices = get_args(tp)
         text = str(value).lower() if isinstance(value, str) else value
         if text not in choices:
-            raise ConfigError(f"{path}: expected one of {', '.join(map(str, choices))}, got {value!r}")
+            raise SettingError(
+                path, f"expected one of {', '.join(map(str, choices))}, got {value!r}"
+            )
         return text
     if origin is dict:
+        if value is None:
+            return {}
         if not isinstance(value, dict):
-            raise ConfigError(f"{path}: expected a mapping, got {_kind(value)}")
+            raise SettingError(path, f"expected a mapping, got {_kind(value)}")
         value_type = get_args(tp)[1]
-        return {str(k): _convert(value_type, v, f"{path}.{k}") for k, v in value.items()}
+        _refuse_duplicate_keys(value, path)
+        return {str(k): _convert(value_type, v, _join(path, str(k))) for k, v in value.items()}
     if tp is Any:
         return value
     if tp is bool:
         return _to_bool(value, path)
     if tp is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{path}: expected an integer, got {value!r}")
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{path}: expected an integer, got {value!r}") from None
+        return _to_int(value, path)
     if tp is float:
+        if isinstance(value, bool):
+            raise SettingError(path, f"expected a number, got {value!r}")
         try:
             return float(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"{path}: expected a number, got {value!r}") from None
+            raise SettingError(path, f"expected a number, got {value!r}") from None
     if tp is str:
         if isinstance(value, (dict, list)) or value is None:
-            raise ConfigError(f"{path}: expected a string, got {_kind(value)}")
+            raise SettingError(path, f"expected a string, got {_kind(value)}")
         return str(value)
     if tp is timedelta:
         return parse_duration(value, path)
@@ -159,39 +277,63 @@ def _convert_dataclass(tp: Any, value: Any, path: str) -> Any:
     if value is None:
         value = {}
     if not isinstance(value, dict):
-        raise ConfigError(f"{path or 'configuration'}: expected a mapping, got {_kind(value)}")
+        raise SettingError(path or "configuration", f"expected a mapping, got {_kind(value)}")
+    _refuse_duplicate_keys(value, path)
     hints = get_type_hints(tp)
     fields = {f.name.lower(): f for f in dataclasses.fields(tp)}
     kwargs: dict[str, Any] = {}
     for key, item in value.items():
         f = fields.get(str(key).lower())
-        where = f"{path}.{key}" if path else str(key)
         if f is None:
-            known = ", ".join(f.name for f in dataclasses.fields(tp))
-            raise ConfigError(f"{where}: unknown key (known here: {known})")
-        kwargs[f.name] = _convert(hints[f.name], item, f"{path}.{f.name}" if path else f.name)
+            names = [f.name for f in dataclasses.fields(tp)]
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise SettingError(
+                _join(path, str(key)), f"unknown key ({hint}known here: {', '.join(names)})"
+            )
+        kwargs[f.name] = _convert(hints[f.name], item, _join(path, f.name))
     for f in dataclasses.fields(tp):
         has_default = (
             f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
         )
         if f.name not in kwargs and not has_default:
-            where = f"{path}.{f.name}" if path else f.name
-            raise ConfigError(f"{where}: missing")
-    return tp(**kwargs)
+            raise SettingError(_join(path, f.name), "missing")
+    try:
+        return tp(**kwargs)
+    except InvalidSetting as exc:
+        raise SettingError(
+            _join(path, exc.key), f"expected {exc.expected}, got {exc.value!r}"
+        ) from None
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+def _refuse_duplicate_keys(value: Mapping[Any, Any], path: str, *, recursive: bool = False) -> None:
+    seen: dict[str, str] = {}
+    for key, item in value.items():
+        lowered = str(key).lower()
+        if lowered in seen:
+            raise SettingError(
+                _join(path, str(key)), f"given twice ({seen[lowered]} and {key}; keys ignore case)"
+            )
+        seen[lowered] = str(key)
+        if recursive and isinstance(item, Mapping):
+            _refuse_duplicate_keys(item, _join(path, str(key)), recursive=True)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h|d)")
+_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(value: Any, path: str = "duration") -> timedelta:
-    """Parse "1h30m", "250ms", "60s" or a number of seconds."""
+    """Parse a Go-style duration ("1h30m", "250ms", "1.5s", "60s"; "d" for days is
+    accepted too) or a number of seconds. Negative durations are refused."""
     if isinstance(value, timedelta):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value < 0:
+            raise SettingError(path, f"expected a duration such as 30s, 5m or 1h30m, got {value!r}")
         return timedelta(seconds=value)
     text = str(value).strip().replace(" ", "")
-    if text and all(ch.isdigit() or ch == "." for ch in text):
+    if text and re.fullmatch(r"\d+(\.\d+)?", text):
         return timedelta(seconds=float(text))
     pos, seconds = 0, 0.0
     for match in _DURATION.finditer(text):
@@ -199,8 +341,8 @@ def parse_duration(value: Any, path: str = "duration") -> timedelta:
             break
         seconds += float(match.group(1)) * _UNITS[match.group(2)]
         pos = match.end()
-    if not text or pos != len(text):
-        raise ConfigError(f"{path}: expected a duration such as 30s, 5m or 1h30m, got {value!r}")
+    if not text or pos != len(text) or isinstance(value, bool):
+        raise SettingError(path, f"expected a duration such as 30s, 5m or 1h30m, got {value!r}")
     return timedelta(seconds=seconds)
 
 
@@ -212,7 +354,47 @@ def _to_bool(value: Any, path: str) -> bool:
         return True
     if text in ("false", "0", "no", "off"):
         return False
-    raise ConfigError(f"{path}: expected true or false, got {value!r}")
+    raise SettingError(path, f"expected true or false, got {value!r}")
+
+
+def _to_int(value: Any, path: str) -> int:
+    if isinstance(value, bool):
+        raise SettingError(path, f"expected an integer, got {value!r}")
+    if isinstance(value, float):
+        if value.is_integer():
+            return int(value)
+        raise SettingError(path, f"expected an integer, got {value!r}")
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        raise SettingError(path, f"expected an integer, got {value!r}") from None
+
+
+# -- helpers --------------------------------------------------------------------------
+
+
+def _record_origins(data: Any, origin: str, origins: dict[str, str], prefix: str = "") -> None:
+    """Remember `origin` for every key in `data` (lower-cased dotted paths)."""
+    if not isinstance(data, Mapping):
+        return
+    for key, value in data.items():
+        path = _join(prefix, str(key))
+        origins[path.lower()] = origin
+        _record_origins(value, origin, origins, path)
+
+
+def _origin_of(key: str, origins: Mapping[str, str]) -> str | None:
+    """Where the value at `key` (or its nearest enclosing key) was set; None for defaults."""
+    parts = key.lower().split(".")
+    for end in range(len(parts), 0, -1):
+        origin = origins.get(".".join(parts[:end]))
+        if origin is not None:
+            return origin
+    return None
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
 
 
 def _find_key(mapping: Mapping[str, Any], key: str) -> str | None:

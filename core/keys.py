@@ -10,6 +10,7 @@ master key stops at once instead of failing to decrypt later.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -27,16 +28,32 @@ _CHECK_ID = "masterkey.check"
 _CHECK_PLAINTEXT = b"donjon master key check"
 
 
-def load_masterkey(value: str | None, file: str | None, env: dict[str, str] | None = None) -> bytes:
-    """The master key from the flag, else the file, else DONJON_MASTERKEY."""
-    env = dict(os.environ) if env is None else env
+def load_masterkey(
+    value: str | None, file: str | None, env: Mapping[str, str] | None = None
+) -> bytes:
+    """The master key from the flag, else the file, else DONJON_MASTERKEY (see read_masterkey)."""
+    return read_masterkey(value, file, env)[0]
+
+
+def read_masterkey(
+    value: str | None, file: str | None, env: Mapping[str, str] | None = None
+) -> tuple[bytes, str]:
+    """The master key and where it came from: `--masterkey` when given, else the
+    file of `--masterkeyFile` (one trailing newline ignored), else the variable
+    DONJON_MASTERKEY of `env` (os.environ when None).
+
+    Raises MasterKeyError naming the source when the key is not exactly 32
+    bytes, the file cannot be read, or no source gives a key.
+    """
+    env = os.environ if env is None else env
     if value:
         raw, source = value.encode(), "--masterkey"
     elif file:
         try:
-            raw, source = Path(file).read_bytes().rstrip(b"\r\n"), f"--masterkeyFile {file}"
+            raw = Path(file).read_bytes()
         except OSError as exc:
             raise MasterKeyError(f"--masterkeyFile: cannot read {file}: {exc.strerror}") from exc
+        raw, source = raw.removesuffix(b"\n").removesuffix(b"\r"), f"--masterkeyFile {file}"
     elif env.get("DONJON_MASTERKEY"):
         raw, source = env["DONJON_MASTERKEY"].encode(), "DONJON_MASTERKEY"
     else:
@@ -44,8 +61,10 @@ def load_masterkey(value: str | None, file: str | None, env: dict[str, str] | No
             "no master key: pass --masterkey, --masterkeyFile or set DONJON_MASTERKEY (32 bytes)"
         )
     if len(raw) != MASTERKEY_LENGTH:
-        raise MasterKeyError(f"{source}: the master key must be exactly 32 bytes, got {len(raw)}")
-    return raw
+        raise MasterKeyError(
+            f"{source}: expected a master key of exactly {MASTERKEY_LENGTH} bytes, got {len(raw)}"
+        )
+    return raw, source
 
 
 class KeyStore:
@@ -62,18 +81,30 @@ class KeyStore:
         return self._aead.decrypt(sealed[:12], sealed[12:], label.encode())
 
     async def verify(self) -> None:
-        """Check the master key against the store; record it on first use."""
+        """Check the master key against the store, recording it on the store's first use.
+
+        Raises MasterKeyError when the store was set up with another master key.
+        Of several processes starting on a fresh store at once, the first
+        records its key and every other one is checked against it.
+        """
+        select_check = select(encryption_keys.c.value).where(encryption_keys.c.id == _CHECK_ID)
         async with self.db.write() as conn:
-            row = (await conn.execute(select(encryption_keys.c.value).where(encryption_keys.c.id == _CHECK_ID))).first()
+            row = (await conn.execute(select_check)).first()
             if row is None:
                 await self._insert(conn, _CHECK_ID, self._seal(_CHECK_PLAINTEXT, _CHECK_ID))
-                return
+                # Another process may have recorded its key first (the insert
+                # then did nothing): check against what is stored.
+                row = (await conn.execute(select_check)).first()
+        assert row is not None
         try:
             ok = self._open(row[0], _CHECK_ID) == _CHECK_PLAINTEXT
         except InvalidTag:
             ok = False
         if not ok:
-            raise MasterKeyError("the master key does not match the one this database was set up with")
+            raise MasterKeyError(
+                "the master key does not match the one this database was set up with;"
+                " start donjon with the original key"
+            )
 
     async def purpose_key(self, purpose: str) -> bytes:
         """The 32-byte key for `purpose`, created on first use."""
@@ -81,7 +112,11 @@ class KeyStore:
             return self._cache[purpose]
         key_id = f"purpose.{purpose}"
         async with self.db.write() as conn:
-            row = (await conn.execute(select(encryption_keys.c.value).where(encryption_keys.c.id == key_id))).first()
+            row = (
+                await conn.execute(
+                    select(encryption_keys.c.value).where(encryption_keys.c.id == key_id)
+                )
+            ).first()
             if row is None:
                 key = AESGCM.generate_key(bit_length=256)
                 await self._insert(conn, key_id, self._seal(key, key_id))
