@@ -29,7 +29,7 @@ from litestar.response import Response
 
 from donjon.core.errors import ConcurrencyError, UniqueConstraintError
 from donjon.core.http.debug import debug_routes
-from donjon.core.http.edge import Edge
+from donjon.core.http.edge import Edge, logged_path
 from donjon.core.logs import request_id
 from donjon.core.plugins import call_all, collect
 from donjon.core.runtime import Runtime
@@ -44,7 +44,10 @@ def create_app(runtime: Runtime, *, run_projections: bool = True) -> Edge:
     `run_projections`) starts the async projection runner; shutdown stops the
     runner, calls the `on_shutdown` hooks and closes the database pool.
     """
-    routes = [*debug_routes(runtime), *collect(runtime.pm.hook.register_routes, settings=runtime.settings)]
+    routes = [
+        *debug_routes(runtime),
+        *collect(runtime.pm.hook.register_routes, settings=runtime.settings),
+    ]
     runner: list[asyncio.Task[None]] = []
 
     async def startup() -> None:
@@ -54,7 +57,8 @@ def create_app(runtime: Runtime, *, run_projections: bool = True) -> Edge:
             task.add_done_callback(_report_runner_end)
             runner.append(task)
             log.info(
-                "async projections running: %s", ", ".join(p.name for p in runtime.runner.projections)
+                "async projections running: %s",
+                ", ".join(p.name for p in runtime.runner.projections),
             )
 
     async def shutdown() -> None:
@@ -114,7 +118,9 @@ def conflict(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[s
 
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     """Log the error with the request id; answer a JSON 500 that names the id, not the error."""
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    log.exception(
+        "unhandled error on %s %s", request.method, logged_path(request.scope), exc_info=exc
+    )
     rid = request_id.get()
     return Response(
         {"error": "internal", "message": f"internal error (request id {rid})"}, status_code=500

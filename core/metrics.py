@@ -69,7 +69,7 @@ class Metrics:
         )
         self.projection_lag = Gauge(
             "donjon_projection_lag_events",
-            "Events in the store after the projection's position (0 for an active inline projection)",
+            "Events in the store after the projection's position (0 for a built inline projection)",
             ["projection"],
             registry=self.registry,
         )

@@ -86,7 +86,11 @@ async def serve(runtime: Runtime, config: uvicorn.Config | None = None) -> None:
         config.load()
     loop, http = describe_stack(config)
     log.info(
-        "serving on http://%s:%d (event loop %s, HTTP parser %s)", config.host, config.port, loop, http
+        "serving on http://%s:%d (event loop %s, HTTP parser %s)",
+        config.host,
+        config.port,
+        loop,
+        http,
     )
     if (loop, http) != ("uvloop", "httptools"):
         log.warning("uvloop and httptools are not both in use: install uvicorn[standard]")

@@ -34,7 +34,8 @@ def debug_routes(runtime: Runtime) -> list[Any]:
         problems = await runtime.readiness.problems()
         if problems:
             return Response(
-                {"status": "not ready", "problems": problems}, status_code=HTTP_412_PRECONDITION_FAILED
+                {"status": "not ready", "problems": problems},
+                status_code=HTTP_412_PRECONDITION_FAILED,
             )
         return Response({"status": "ok"}, status_code=HTTP_200_OK)
 

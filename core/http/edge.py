@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import msgspec
 from sqlalchemy.exc import DBAPIError
@@ -87,11 +88,16 @@ class Edge:
                 host = request_host(headers.get("host", ""))
                 try:
                     instance_id = await first_result(
-                        self.runtime.pm.hook.resolve_instance, host=host, headers=headers, runtime=self.runtime
+                        self.runtime.pm.hook.resolve_instance,
+                        host=host,
+                        headers=headers,
+                        runtime=self.runtime,
                     )
                 except Exception as exc:
                     if isinstance(exc, DBAPIError | OSError | TimeoutError):
-                        log.warning("resolving the instance of host %r failed: %s", host, describe(exc))
+                        log.warning(
+                            "resolving the instance of host %r failed: %s", host, describe(exc)
+                        )
                     else:
                         log.exception("resolving the instance of host %r failed", host)
                     await send_json(
@@ -99,8 +105,8 @@ class Edge:
                         503,
                         {
                             "error": "unavailable",
-                            "message": f"the instance of host {host!r} cannot be looked up right now; "
-                            f"retry later (request id {rid})",
+                            "message": f"the instance of host {host!r} cannot be looked up"
+                            f" right now; retry later (request id {rid})",
                         },
                     )
                     return
@@ -118,7 +124,7 @@ class Edge:
                 scope.setdefault("state", {})["instance_id"] = instance_id
             await self.app(scope, receive, send_with_id)
         except Exception:
-            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            log.exception("unhandled error on %s %s", scope["method"], logged_path(scope))
             if status == 0:
                 await send_json(
                     send_with_id,
@@ -135,10 +141,7 @@ class Edge:
         metrics = self.runtime.metrics
         metrics.requests.labels(method, route, str(status)).inc()
         metrics.latency.labels(method, route).observe(elapsed)
-        # The path as sent (still percent-encoded): no control characters in
-        # text logs. The query string is left out, it may hold codes or tokens.
-        raw = scope.get("raw_path")
-        path = raw.split(b"?", 1)[0].decode("latin-1") if raw else scope["path"]
+        path = logged_path(scope)
         # Probes hit /debug/ every few seconds: keep them out of the info log.
         level = logging.DEBUG if scope["path"].startswith(INSTANCE_FREE_PREFIXES) else logging.INFO
         log.log(
@@ -156,6 +159,18 @@ class Edge:
                 "duration_ms": round(elapsed * 1000, 2),
             },
         )
+
+
+def logged_path(scope: Scope) -> str:
+    """The request's path as sent, still percent-encoded, without the query string.
+
+    What logs show: a decoded path could carry newlines into text logs, and a
+    query string can hold codes or tokens.
+    """
+    raw = scope.get("raw_path")
+    if raw:
+        return bytes(raw).split(b"?", 1)[0].decode("latin-1")
+    return quote(scope["path"], safe="/:@!$&'()*+,;=-._~")
 
 
 def choose_request_id(given: str | None) -> str:

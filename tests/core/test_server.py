@@ -68,9 +68,13 @@ async def first_instance_id(runtime: Runtime) -> str:
 # -- instances by host ------------------------------------------------------------------
 
 
-async def test_each_instance_domain_maps_to_its_own_instance(runtime: Runtime, client: httpx.AsyncClient) -> None:
+async def test_each_instance_domain_maps_to_its_own_instance(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
     first = await first_instance_id(runtime)
-    await runtime.store.push(add_instance("second-id", "second", ["second.example"]), creator="test")
+    await runtime.store.push(
+        add_instance("second-id", "second", ["second.example"]), creator="test"
+    )
 
     on_localhost = await client.get("/test/instance")
     on_second = await client.get("/test/instance", headers={"host": "second.example"})
@@ -79,7 +83,9 @@ async def test_each_instance_domain_maps_to_its_own_instance(runtime: Runtime, c
     assert on_second.status_code == 200 and on_second.json() == {"instance_id": "second-id"}
 
 
-async def test_host_port_case_and_ipv6_literals_are_resolved(runtime: Runtime, client: httpx.AsyncClient) -> None:
+async def test_host_port_case_and_ipv6_literals_are_resolved(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
     first = await first_instance_id(runtime)
     await runtime.store.push(add_instance("v6-id", "v6", ["[::1]"]), creator="test")
 
@@ -130,7 +136,9 @@ async def test_debug_paths_need_no_instance(sqlite_client: httpx.AsyncClient) ->
     assert (await sqlite_client.get("/debug/metrics", headers=headers)).status_code == 200
 
 
-async def test_a_failing_instance_lookup_is_a_json_503_not_a_500(runtime: Runtime, client: httpx.AsyncClient) -> None:
+async def test_a_failing_instance_lookup_is_a_json_503_not_a_500(
+    runtime: Runtime, client: httpx.AsyncClient
+) -> None:
     async with runtime.db.write() as conn:
         await conn.execute(text("DROP TABLE instance_domains"))
 
@@ -141,10 +149,54 @@ async def test_a_failing_instance_lookup_is_a_json_503_not_a_500(runtime: Runtim
     assert response.headers["x-request-id"] in response.json()["message"]
 
 
+async def raw_get(app: Any, path: str, host: str) -> tuple[int, dict[str, Any]]:
+    """GET `path` exactly as given (no client-side normalisation); (status, JSON body)."""
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", host.encode())],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8080),
+        "state": {},
+    }
+    await app(scope, receive, send)
+    body = b"".join(m.get("body", b"") for m in sent[1:])
+    return sent[0]["status"], json.loads(body)
+
+
+async def test_dot_segments_under_debug_do_not_skip_instance_resolution(tmp_path: Any) -> None:
+    rt = await served_runtime(make_settings(sqlite_database(tmp_path / "donjon.db")))
+    app = create_app(rt, run_projections=False)
+    try:
+        async with client_of(app):
+            for path in ("/debug/../test/instance", "/debug/%2e%2e/test/instance"):
+                status, body = await raw_get(app, path, "nowhere.example")
+                assert status == 404 and "instance_id" not in body, path
+    finally:
+        await rt.close()
+
+
 # -- errors ---------------------------------------------------------------------------
 
 
-async def test_bad_input_gets_a_json_4xx_with_a_clear_message(sqlite_client: httpx.AsyncClient) -> None:
+async def test_bad_input_gets_a_json_4xx_with_a_clear_message(
+    sqlite_client: httpx.AsyncClient,
+) -> None:
     bad_query = await sqlite_client.get("/test/items/3", params={"limit": "many"})
     bad_path = await sqlite_client.get("/test/items/three")
     no_route = await sqlite_client.get("/no/such/route")
@@ -191,7 +243,9 @@ async def test_an_unhandled_error_is_a_json_500_logged_with_the_request_id(
 # -- request ids and logs -------------------------------------------------------------------
 
 
-async def test_request_id_is_echoed_when_given_and_generated_otherwise(sqlite_client: httpx.AsyncClient) -> None:
+async def test_request_id_is_echoed_when_given_and_generated_otherwise(
+    sqlite_client: httpx.AsyncClient,
+) -> None:
     given = await sqlite_client.get("/debug/healthz", headers={"x-request-id": "req-42"})
     generated = [await sqlite_client.get("/debug/healthz") for _ in range(2)]
     implausible = await sqlite_client.get("/debug/healthz", headers={"x-request-id": "x" * 200})
@@ -203,8 +257,12 @@ async def test_request_id_is_echoed_when_given_and_generated_otherwise(sqlite_cl
 
 
 def test_only_plausible_request_ids_are_taken_from_the_client() -> None:
-    assert choose_request_id("4bf92f3577b34da6a3ce929d0e0e4736") == "4bf92f3577b34da6a3ce929d0e0e4736"
-    assert choose_request_id("Root=1-67891233-abcdef;Sampled=1") == "Root=1-67891233-abcdef;Sampled=1"
+    assert (
+        choose_request_id("4bf92f3577b34da6a3ce929d0e0e4736") == "4bf92f3577b34da6a3ce929d0e0e4736"
+    )
+    assert (
+        choose_request_id("Root=1-67891233-abcdef;Sampled=1") == "Root=1-67891233-abcdef;Sampled=1"
+    )
     for bad in ("", "has space", "new\nline", "é", "x" * 129, None):
         assert choose_request_id(bad) != bad
 
@@ -224,6 +282,7 @@ async def test_log_records_written_while_serving_carry_the_request_id(
     assert inside.request_id == "log-7"  # type: ignore[attr-defined]
     assert access.request_id == "log-7"  # type: ignore[attr-defined]
     assert access.getMessage().startswith("GET /test/log 200 ")
+    assert access.path == "/test/log"  # type: ignore[attr-defined]
     assert access.route == "/test/log" and access.status == 200  # type: ignore[attr-defined]
     assert outside.request_id is None  # type: ignore[attr-defined]
 
@@ -251,13 +310,19 @@ async def test_json_log_format_writes_one_object_per_line_with_the_request_id(
 
     await sqlite_client.get("/test/log", headers={"x-request-id": "json-1"})
     await sqlite_client.get("/test/boom", headers={"x-request-id": "json-2"})
+    await sqlite_client.get("/no/such%0Aforged line", params={"code": "secret"})
 
     entries = [json.loads(line) for line in out.getvalue().splitlines()]
     assert entries, "nothing was logged"
     assert all({"time", "level", "logger", "msg"} <= set(e) for e in entries)
     inside = next(e for e in entries if e["msg"] == "inside the test route")
-    access = next(e for e in entries if e["logger"] == "donjon.http" and e["request_id"] == "json-1")
+    access = next(
+        e for e in entries if e["logger"] == "donjon.http" and e["request_id"] == "json-1"
+    )
     failure = next(e for e in entries if "error" in e)
     assert inside["request_id"] == "json-1" and inside["level"] == "info"
     assert access["status"] == 200 and access["path"] == "/test/log" and access["duration_ms"] >= 0
     assert failure["request_id"] == "json-2" and "RuntimeError: kaboom" in failure["error"]
+    forged = next(e for e in entries if e.get("status") == 404)
+    assert forged["path"] == "/no/such%0Aforged%20line"  # as sent; no query string
+    assert not [e for e in entries if e["logger"].startswith("donjon") and "secret" in str(e)]

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
@@ -47,7 +46,11 @@ def samples(exposition: str) -> list[Sample]:
 
 def value(exposition: str, name: str, **labels: str) -> float | None:
     """The value of the sample `name` whose labels include `labels`, or None."""
-    found = [s.value for s in samples(exposition) if s.name == name and labels.items() <= s.labels.items()]
+    found = [
+        s.value
+        for s in samples(exposition)
+        if s.name == name and labels.items() <= s.labels.items()
+    ]
     assert len(found) <= 1, f"{name}{labels} is ambiguous: {found}"
     return found[0] if found else None
 
@@ -75,8 +78,9 @@ async def test_ready_is_412_with_the_reasons_until_setup_is_complete(runtime: Ru
     assert "setup state unreadable" in no_tables.json()["problems"][0]
     assert no_setup.status_code == 412
     assert "setup step not done: first_instance (run `donjon setup`)" in no_setup.json()["problems"]
-    assert "setup step not done: projection.servertest_instances_seen (run `donjon setup`)" in (
-        no_setup.json()["problems"]
+    assert (
+        "setup step not done: projection.servertest_instances_seen (run `donjon setup`)"
+        in (no_setup.json()["problems"])
     )
     assert (ready.status_code, ready.json()) == (200, {"status": "ok"})
     assert still_ready.status_code == 200
@@ -84,7 +88,9 @@ async def test_ready_is_412_with_the_reasons_until_setup_is_complete(runtime: Ru
 
 
 async def test_ready_is_412_and_health_200_when_the_database_is_unreachable(tmp_path: Path) -> None:
-    settings = make_settings(postgres_database(f"postgresql://donjon@127.0.0.1:{closed_port()}/donjon"))
+    settings = make_settings(
+        postgres_database(f"postgresql://donjon@127.0.0.1:{closed_port()}/donjon")
+    )
     rt = build_runtime(settings, masterkey=MASTERKEY)
     try:
         async with client_of(create_app(rt, run_projections=False)) as client:
@@ -119,14 +125,18 @@ async def test_ready_turns_412_when_the_database_goes_away_after_setup(runtime: 
 
     assert before.status_code == 200
     assert during.status_code == 412
-    assert during.json()["problems"] == ["database unreachable: ConnectionRefusedError: connection refused"]
+    assert during.json()["problems"] == [
+        "database unreachable: ConnectionRefusedError: connection refused"
+    ]
     assert after.status_code == 200
 
 
 # -- /debug/metrics -------------------------------------------------------------------------
 
 
-async def test_metrics_count_requests_by_route_and_status_with_a_latency_histogram(runtime: Runtime) -> None:
+async def test_metrics_count_requests_by_route_and_status_with_a_latency_histogram(
+    runtime: Runtime,
+) -> None:
     await set_up(runtime)
     async with client_of(create_app(runtime, run_projections=False)) as client:
         for _ in range(3):
@@ -158,9 +168,19 @@ async def test_metrics_count_requests_by_route_and_status_with_a_latency_histogr
 async def test_metrics_count_events_pushed_by_aggregate_type(runtime: Runtime) -> None:
     await set_up(runtime)
     async with client_of(create_app(runtime, run_projections=False)) as client:
-        before = value((await client.get("/debug/metrics")).text, "donjon_events_pushed_total", aggregate_type="instance")
-        await runtime.store.push(add_instance("second-id", "second", ["second.example"]), creator="test")
-        after = value((await client.get("/debug/metrics")).text, "donjon_events_pushed_total", aggregate_type="instance")
+        before = value(
+            (await client.get("/debug/metrics")).text,
+            "donjon_events_pushed_total",
+            aggregate_type="instance",
+        )
+        await runtime.store.push(
+            add_instance("second-id", "second", ["second.example"]), creator="test"
+        )
+        after = value(
+            (await client.get("/debug/metrics")).text,
+            "donjon_events_pushed_total",
+            aggregate_type="instance",
+        )
 
     # Setup created the first instance in this process: added, domain added, primary set.
     assert before == 3
@@ -175,7 +195,9 @@ async def test_metrics_report_the_lag_of_each_projection(runtime: Runtime) -> No
     await runtime.runner.catch_up(seen)
     async with client_of(create_app(runtime, run_projections=False)) as client:
         settled = (await client.get("/debug/metrics")).text
-        await runtime.store.push(add_instance("second-id", "second", ["second.example"]), creator="test")
+        await runtime.store.push(
+            add_instance("second-id", "second", ["second.example"]), creator="test"
+        )
         behind = (await client.get("/debug/metrics")).text
         await runtime.runner.catch_up(seen)
         caught_up = (await client.get("/debug/metrics")).text
@@ -193,7 +215,9 @@ async def test_metrics_report_the_lag_of_each_projection(runtime: Runtime) -> No
 async def test_the_running_app_keeps_async_projections_caught_up(runtime: Runtime) -> None:
     await set_up(runtime)
     async with client_of(create_app(runtime)) as client:
-        await runtime.store.push(add_instance("second-id", "second", ["second.example"]), creator="test")
+        await runtime.store.push(
+            add_instance("second-id", "second", ["second.example"]), creator="test"
+        )
         lag: float | None = None
         for _ in range(100):
             text = (await client.get("/debug/metrics")).text

@@ -139,7 +139,9 @@ async def test_requests_outlasting_the_shutdown_timeout_are_cancelled(tmp_path: 
 class DonjonProcess:
     """`donjon <command>` with the test plugin installed, its stderr in a file."""
 
-    def __init__(self, tmp_path: Path, command: str, config: dict[str, Any], name: str = "donjon") -> None:
+    def __init__(
+        self, tmp_path: Path, command: str, config: dict[str, Any], name: str = "donjon"
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config_file = tmp_path / f"{name}.yaml"
@@ -155,7 +157,14 @@ class DonjonProcess:
         env["PYTHONPATH"] = os.pathsep.join([str(plugin_dir), str(REPO)])
         with self.log_file.open("wb") as log:
             self.process = subprocess.Popen(
-                [str(DONJON), command, "--masterkeyFile", str(key_file), "--config", str(config_file)],
+                [
+                    str(DONJON),
+                    command,
+                    "--masterkeyFile",
+                    str(key_file),
+                    "--config",
+                    str(config_file),
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -166,7 +175,9 @@ class DonjonProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"donjon exited with {self.process.returncode}:\n{self.output()}")
+                raise AssertionError(
+                    f"donjon exited with {self.process.returncode}:\n{self.output()}"
+                )
             try:
                 if httpx.get(f"{self.url}/debug/ready", timeout=2).status_code == 200:
                     return
@@ -182,7 +193,9 @@ class DonjonProcess:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            raise AssertionError(f"donjon did not exit within {timeout}s:\n{self.output()}") from None
+            raise AssertionError(
+                f"donjon did not exit within {timeout}s:\n{self.output()}"
+            ) from None
 
     def output(self) -> str:
         return self.log_file.read_text(errors="replace")
@@ -225,7 +238,9 @@ def test_start_from_init_serves_on_uvloop_and_httptools_with_json_logs(
     messages = [e["msg"] for e in entries]
     assert any("(event loop uvloop, HTTP parser httptools)" in m for m in messages), messages
     inside = next(e for e in entries if e["msg"] == "inside the test route")
-    access = next(e for e in entries if e["logger"] == "donjon.http" and e.get("path") == "/test/log")
+    access = next(
+        e for e in entries if e["logger"] == "donjon.http" and e.get("path") == "/test/log"
+    )
     assert inside["request_id"] == access["request_id"] == "sub-1"
     assert access["status"] == 200
     generated_access = next(e for e in entries if e.get("path") == "/test/instance")
@@ -246,7 +261,9 @@ async def test_start_answers_the_request_in_flight_and_exits_0_on_sigterm(
     await asyncio.to_thread(donjon.wait_ready)
 
     with ThreadPoolExecutor(1) as pool:
-        slow = pool.submit(httpx.get, f"{donjon.url}/test/slow?seconds=1.5", headers=HOST, timeout=10)
+        slow = pool.submit(
+            httpx.get, f"{donjon.url}/test/slow?seconds=1.5", headers=HOST, timeout=10
+        )
         await asyncio.sleep(0.4)
         sent = time.monotonic()
         status = await asyncio.to_thread(donjon.terminate, 10)
@@ -266,22 +283,28 @@ async def test_start_answers_the_request_in_flight_and_exits_0_on_sigterm(
         assert line in output, output
 
 
+async def initialise(database: dict[str, Any]) -> None:
+    """What `donjon init` does: the tables (`donjon start` refuses a store without them)."""
+    db = Database.from_settings(make_settings(database).Database)
+    try:
+        await create_tables(db)
+    finally:
+        await db.dispose()
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
-@pytest.mark.anyio
-async def test_two_processes_share_one_postgresql_database(
+def test_two_processes_share_one_postgresql_database(
     tmp_path: Path, pg_dsn: str, processes: list[DonjonProcess]
 ) -> None:
     config = {"Database": postgres_database(pg_dsn), "ShutdownTimeout": "5s"}
-    db = Database.from_settings(make_settings(config["Database"]).Database)
-    await create_tables(db)  # what `donjon init` does; `start` refuses a store without tables
-    await db.dispose()
+    asyncio.run(initialise(config["Database"]))
     # Started together: `start` serves at once and turns ready when the other's setup is done.
     first = DonjonProcess(tmp_path, "start-from-init", config, name="first")
     second = DonjonProcess(tmp_path, "start", config, name="second")
     processes.extend([first, second])
-    await asyncio.to_thread(first.wait_ready)
-    await asyncio.to_thread(second.wait_ready)
+    first.wait_ready()
+    second.wait_ready()
 
     answers = [httpx.get(f"{p.url}/test/instance", headers=HOST).json() for p in (first, second)]
     assert answers[0] == answers[1] and answers[0]["instance_id"]

@@ -102,7 +102,15 @@ class InstancesSeen(Projection):
 class ServerTestPlugin:
     @hookimpl
     def register_routes(self) -> list[Any]:
-        return [instance_route, slow_route, log_route, item_route, greeting_route, boom_route, taken_route]
+        return [
+            instance_route,
+            slow_route,
+            log_route,
+            item_route,
+            greeting_route,
+            boom_route,
+            taken_route,
+        ]
 
     @hookimpl
     def register_projections(self) -> list[Projection]:
