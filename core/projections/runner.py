@@ -4,7 +4,8 @@ Each batch runs in one transaction that locks the projection's state row
 (PostgreSQL: FOR UPDATE SKIP LOCKED, so a second process skips instead of
 waiting; SQLite: the database write lock), applies the events, and commits
 their rows together with the new position. A crash loses nothing and repeats
-nothing. An event whose handler fails is rolled back to a savepoint and
+nothing. An event whose handler or statements fail leaves no row behind (a
+database error makes the batch run again with a savepoint per event) and is
 counted; the projection stops there and retries after RetryFailedAfter, and
 after MaxFailureCount failures the event is parked and the projection goes on.
 """
@@ -113,6 +114,16 @@ class ProjectionRunner:
         not active at this version (setup rebuilds it), or while a failed
         event waits for its retry time. Parked events count as handled.
         """
+        try:
+            return await self._process_batch(projection, careful=False)
+        except _StatementFailed:
+            # Redo the batch with a savepoint per event, to tell which one fails.
+            return await self._process_batch(projection, careful=True)
+
+    async def _process_batch(self, projection: Projection, *, careful: bool) -> tuple[int, bool]:
+        """`process_batch`; unless `careful`, statements run without a savepoint
+        per event and a database error raises _StatementFailed (the transaction
+        is rolled back: PostgreSQL would refuse anything after the error)."""
         name = projection.name
         limit = self.settings.bulk_limit(name)
         max_failures = self.settings.max_failure_count(name)
@@ -127,26 +138,31 @@ class ProjectionRunner:
             head = await self.store.max_position(conn)
             if head <= state.position:
                 return 0, False
-            batch = (
-                await self.store.query(
-                    EventQuery(
-                        event_types=projection.event_types,
-                        position_after=state.position,
-                        position_at_most=head,
-                        limit=limit,
-                    ),
-                    conn=conn,
-                )
-                if projection.event_types
-                else []
+            query = EventQuery(
+                event_types=projection.event_types,
+                position_after=state.position,
+                position_at_most=head,
+                limit=limit,
             )
+            # A projection that handles nothing must not read everything (an empty filter).
+            batch = await self.store.query(query, conn=conn) if projection.event_types else []
             # After a failure, the first event is the one that failed before.
             retrying = state.retry_at is not None
             position, retry_at, handled = state.position, None, 0
             for event in batch:
                 try:
-                    async with conn.begin_nested():
-                        await apply_statements(conn, projection.reduce(event))
+                    # A handler error leaves nothing to undo: nothing is written yet.
+                    statements = list(projection.reduce(event))
+                    if careful:
+                        async with conn.begin_nested():
+                            await apply_statements(conn, statements)
+                    else:
+                        try:
+                            await apply_statements(conn, statements)
+                        except Exception as exc:
+                            raise _StatementFailed() from exc
+                except _StatementFailed:
+                    raise
                 except Exception as exc:
                     count, parked = await record_failure(
                         conn, name, event, f"{type(exc).__name__}: {exc}", max_failures
@@ -154,22 +170,14 @@ class ProjectionRunner:
                     if not parked:
                         log.warning(
                             "projection %s: event %s (%s) failed %d time(s): %s",
-                            name,
-                            event.position,
-                            event.type,
-                            count,
-                            exc,
-                        )
+                            name, event.position, event.type, count, exc,
+                        )  # fmt: skip
                         retry_at = now + self.settings.RetryFailedAfter
                         break
                     log.error(
                         "projection %s: event %s (%s) parked after %d failures: %s",
-                        name,
-                        event.position,
-                        event.type,
-                        count,
-                        exc,
-                    )
+                        name, event.position, event.type, count, exc,
+                    )  # fmt: skip
                 else:
                     if retrying:
                         await clear_failure(conn, name, event.position)
@@ -185,3 +193,7 @@ class ProjectionRunner:
         self._retry_at[name] = retry_at
         more = retry_at is None and len(batch) == limit
         return handled, more
+
+
+class _StatementFailed(Exception):
+    """A statement failed on the database in a batch run without savepoints."""

@@ -232,6 +232,26 @@ async def test_failed_event_is_parked_after_max_failures(database: dict[str, Any
         assert projection.calls.count(2) == 3
 
 
+async def test_event_failing_in_the_database_fails_alone(database: dict[str, Any]) -> None:
+    """A statement the database refuses (a NULL title) costs only its own event."""
+    settings = runner_settings(database, MaxFailureCount=1)
+    async with bare_store(settings) as (db, store):
+        projection = NotesProjection()
+        await build(db, store, projection)
+        await store.push(note("a", NoteAdded("before")), creator="test")
+        await store.push(note("b", NoteAdded(None)), creator="test")  # type: ignore[arg-type]
+        await store.push(note("c", NoteAdded("after")), creator="test")
+        runner = ProjectionRunner(db, store, [projection], settings.Projections)
+
+        assert await runner.catch_up(projection) == 3
+
+        assert [r["id"] for r in (await snapshot(db, notes_table))["test_notes"]] == ["a", "c"]
+        [parked] = await failures(db)
+        assert parked["position"] == 2 and parked["parked"]
+        assert "IntegrityError" in parked["error"]
+        assert await position_of(db, projection.name) == 3
+
+
 async def test_parked_events_are_counted_by_projection_status(runtime: Any) -> None:
     [event] = await runtime.store.query(EventQuery(limit=1))
     async with runtime.db.write() as conn:
