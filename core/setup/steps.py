@@ -54,7 +54,12 @@ async def _first_instance(ctx: StepContext) -> dict[str, Any]:
     first = runtime.settings.FirstInstance
     instance_id = ids.new_id()
     await runtime.store.push(
-        add_instance(instance_id, first.InstanceName, [runtime.settings.ExternalDomain], first.DefaultLanguage),
+        add_instance(
+            instance_id,
+            first.InstanceName,
+            [runtime.settings.ExternalDomain],
+            first.DefaultLanguage,
+        ),
         creator=CREATOR,
     )
     return {"instance_id": instance_id, "created": True}
@@ -82,7 +87,9 @@ async def _external_domain(ctx: StepContext) -> dict[str, Any]:
         return {"domain": runtime.settings.ExternalDomain, "added": False}
     async with runtime.db.read() as conn:
         first = (await list_instances(conn))[0]
-    await runtime.store.push(add_domain(str(first["id"]), runtime.settings.ExternalDomain), creator=CREATOR)
+    await runtime.store.push(
+        add_domain(str(first["id"]), runtime.settings.ExternalDomain), creator=CREATOR
+    )
     return {"domain": runtime.settings.ExternalDomain, "added": True}
 
 
@@ -91,7 +98,11 @@ def core_migrations(runtime: Runtime) -> list[Migration]:
     later = [p for p in runtime.projections if not p.inline]
     return [
         *(projection_step(p) for p in inline),
-        Migration("first_instance", _first_instance, description="create the first instance from FirstInstance"),
+        Migration(
+            "first_instance",
+            _first_instance,
+            description="create the first instance from FirstInstance",
+        ),
         Migration(
             "external_domain",
             _external_domain,

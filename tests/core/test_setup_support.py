@@ -153,9 +153,12 @@ def donjon(tmp_path: Path, *args: str, timeout: float = 60, **kwargs: Any) -> tu
 
 
 async def prepared_runtime(database: dict[str, Any], **overrides: Any) -> Runtime:
-    """A runtime on `database` with the tables created and setup run (close it after)."""
+    """A runtime on `database` with the tables created, MASTERKEY recorded and setup run,
+    as `donjon init` and `donjon setup` leave it (close it after)."""
     runtime = build_runtime(make_settings(database, **overrides), masterkey=MASTERKEY)
     await create_tables(runtime.db)
+    assert runtime.keys is not None
+    await runtime.keys.verify()
     await SetupRunner(runtime).run()
     return runtime
 
