@@ -160,6 +160,7 @@ class EventStore:
         return stored
 
     def _check(self, changes: Sequence[AggregateChanges]) -> None:
+        """Refuse unregistered event types and events pushed to another aggregate type."""
         for change in changes:
             for event in change.events:
                 self.registry.check(event)
@@ -254,6 +255,7 @@ class EventStore:
     async def query(
         self, query: EventQuery, *, conn: AsyncConnection | None = None
     ) -> list[StoredEvent]:
+        """The events `query` matches, in one SELECT (inside `conn` when given)."""
         if conn is not None:
             return [to_stored(r) for r in await conn.execute(query.select())]
         async with self.db.read() as own:
@@ -292,6 +294,7 @@ class EventStore:
         *,
         conn: AsyncConnection | None = None,
     ) -> list[StoredEvent]:
+        """One aggregate's events in sequence order."""
         q = EventQuery(
             instance_ids=(instance_id,),
             aggregate_types=(aggregate_type,),
@@ -300,6 +303,10 @@ class EventStore:
         return await self.query(q, conn=conn)
 
     async def max_position(self, conn: AsyncConnection | None = None) -> int:
+        """The head: the largest committed position (0 for an empty store).
+
+        Every position up to it is committed too (see the module docstring).
+        """
         stmt = select(func.coalesce(func.max(events.c.position), 0))
         if conn is not None:
             return (await conn.execute(stmt)).scalar_one()

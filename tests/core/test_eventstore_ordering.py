@@ -118,22 +118,24 @@ async def write(
             ]
         else:
             changes = [AggregateChanges(own, [AccountOpened(f"rolled back {writer}.{n}")])]
+        in_flight = False
         try:
             async with store.db.write() as conn:
                 if rng.random() < 0.3:
                     await asyncio.sleep(rng.uniform(0, pause))
                 stored = await store.push_in(conn, changes, creator=f"writer-{writer}")
+                in_flight = True
                 run.in_flight += 1
-                try:
-                    if rng.random() < 0.2:
-                        await asyncio.sleep(rng.uniform(0, pause))
-                    if roll >= 0.95:
-                        raise Rollback
-                finally:
-                    run.in_flight -= 1
+                if rng.random() < 0.2:
+                    await asyncio.sleep(rng.uniform(0, pause))
+                if roll >= 0.95:
+                    raise Rollback
         except Rollback:
             run.rolled_back += 1
             continue
+        finally:
+            # Only now is the commit (or rollback) done.
+            run.in_flight -= in_flight
         run.committed.extend(stored)
 
 
@@ -348,8 +350,7 @@ async def test_concurrent_pushes_at_one_expected_sequence_on_two_sqlite_handles(
     sqlite_stores: list[EventStore],
 ) -> None:
     """Two handles on one file race for one aggregate: exactly one push wins."""
-    first, other = sqlite_stores
-    await first.push(AggregateChanges(account(), [AccountOpened("Ann")]), creator="u")
+    await sqlite_stores[0].push(AggregateChanges(account(), [AccountOpened("Ann")]), creator="u")
 
     async def rename(store: EventStore, i: int) -> bool:
         try:
