@@ -83,7 +83,8 @@ class AggregateChanges:
 
     `expected_sequence` is the sequence the command's write model saw: the push
     fails with ConcurrencyError when the aggregate has moved on. None appends
-    after whatever is there (retried on a race, Eventstore.MaxRetries).
+    after whatever is there. `unique` claims and releases values in the same
+    transaction (see docs/eventstore.md).
     """
 
     aggregate: Aggregate
