@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -9,10 +10,11 @@ from sqlalchemy import func, select
 
 from donjon.core.eventstore.schema import events
 from donjon.core.projections.inline import InlineProjections
-from donjon.core.projections.state import REBUILDING, get_state, put_state
+from donjon.core.projections.rebuild import rebuild
 from donjon.core.projections.status import projection_status
 from tests.conftest import make_settings
 from tests.core.test_projections_support import (
+    FolderEmptied,
     InlineNotesProjection,
     NoteAdded,
     NoteMoved,
@@ -78,27 +80,46 @@ async def test_failing_inline_projection_fails_the_push_and_writes_nothing(
         assert (await snapshot(db, notes_table))["test_notes"][0]["title"] == "better"
 
 
-async def test_inline_projection_under_rebuild_is_left_to_the_rebuild(
-    database: dict[str, Any],
-) -> None:
-    """While a rebuild replays the store, pushes do not write the half-built tables:
-    the rebuild replays those events itself, in order."""
+async def test_push_during_a_rebuild_is_left_to_the_rebuild(database: dict[str, Any]) -> None:
+    """Pushes do not write half-built tables: the rebuild replays their events in order.
+
+    Written at push time, the move below would put the note in "work" before
+    the replay reaches the older "empty work" event, which would then delete it.
+    """
     async with bare_store(make_settings(database)) as (db, store):
+        await store.push(note("n1", NoteAdded("first", "inbox")), creator="test")
+        await store.push(note("other", FolderEmptied("work")), creator="test")
         projection = InlineNotesProjection()
-        await build(db, store, projection)
         store.inline_handlers.append(InlineProjections([projection]))
-        await store.push(note("n1", NoteAdded("first")), creator="test")
-        async with db.write() as conn:
-            state = await get_state(conn, projection.name)
-            assert state is not None
-            state.status = REBUILDING
-            await put_state(conn, state)
+        with pytest.raises(Interrupted):  # replayed the first event only
+            await rebuild(db, store, projection, bulk_limit=1, progress=stop_after_one_batch())
+        assert [r["folder"] for r in (await snapshot(db, notes_table))["test_notes"]] == ["inbox"]
 
-        await store.push(note("n2", NoteAdded("second")), creator="test")
+        await store.push(note("n1", NoteMoved("work")), creator="test")
 
-        assert [r["id"] for r in (await snapshot(db, notes_table))["test_notes"]] == ["n1"]
-        await build(db, store, projection)  # resumes the rebuild and finishes it
-        assert [r["id"] for r in (await snapshot(db, notes_table))["test_notes"]] == ["n1", "n2"]
+        assert [r["folder"] for r in (await snapshot(db, notes_table))["test_notes"]] == ["inbox"]
+        await rebuild(db, store, projection, bulk_limit=1)
+        assert (await snapshot(db, notes_table))["test_notes"] == [
+            {"id": "n1", "title": "first", "folder": "work", "position": 3}
+        ]
+        # Active again: the next push writes at once.
+        await store.push(note("n1", NoteRenamed("now")), creator="test")
+        assert (await snapshot(db, notes_table))["test_notes"][0]["title"] == "now"
+
+
+class Interrupted(Exception):
+    pass
+
+
+def stop_after_one_batch() -> Callable[[int, int], None]:
+    calls = [0]
+
+    def progress(done: int, total: int) -> None:
+        calls[0] += 1
+        if calls[0] == 2:  # the first call reports the start
+            raise Interrupted()
+
+    return progress
 
 
 async def test_push_is_refused_by_a_process_running_an_older_projection_version(

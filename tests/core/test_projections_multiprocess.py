@@ -41,18 +41,21 @@ from tests.conftest import make_settings, postgres_database
 from tests.core.test_projections_support import CountingProjection, counter_table, note_registry
 
 async def main(dsn: str, name: str, expected: int) -> None:
-    settings = make_settings(postgres_database(dsn), Projections={"RequeueEvery": "10ms", "BulkLimit": 20})
+    settings = make_settings(
+        postgres_database(dsn), Projections={"RequeueEvery": "10ms", "BulkLimit": 50}
+    )
     db = Database.from_settings(settings.Database)
-    runner = ProjectionRunner(db, EventStore(db, note_registry()), [CountingProjection(name)], settings.Projections)
+    store = EventStore(db, note_registry())
+    runner = ProjectionRunner(db, store, [CountingProjection(name)], settings.Projections)
     task = asyncio.create_task(runner.run())
     print("ready", flush=True)
     try:
-        for _ in range(6000):
+        for _ in range(1200):
             async with db.read() as conn:
                 count = (await conn.execute(select(counter_table.c["count"]))).scalar_one()
             if count >= expected or task.done():
                 break
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -65,8 +68,15 @@ asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
 
 async def start_child(dsn: str, name: str) -> asyncio.subprocess.Process:
     child = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CHILD, dsn, name, str(EVENTS),
-        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-c",
+        CHILD,
+        dsn,
+        name,
+        str(EVENTS),
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     assert child.stdout is not None
     line = await asyncio.wait_for(child.stdout.readline(), timeout=30)
@@ -88,7 +98,8 @@ async def test_two_processes_handle_every_event_exactly_once(pg_dsn: str) -> Non
             async def pusher(k: int) -> None:
                 for i in range(k, PUSHES, PUSHERS):
                     await store.push(
-                        note(f"n{i}", *(NoteAdded(f"t{i}.{j}") for j in range(EVENTS_PER_PUSH))), creator="test"
+                        note(f"n{i}", *(NoteAdded(f"t{i}.{j}") for j in range(EVENTS_PER_PUSH))),
+                        creator="test",
                     )
 
             await asyncio.gather(*(pusher(k) for k in range(PUSHERS)))
@@ -104,9 +115,13 @@ async def test_two_processes_handle_every_event_exactly_once(pg_dsn: str) -> Non
                     await child.wait()
 
         async with db.read() as conn:
-            rows = (await conn.execute(select(handled_table.c.position, handled_table.c.handler))).all()
+            rows = (
+                await conn.execute(select(handled_table.c.position, handled_table.c.handler))
+            ).all()
             counter = (await conn.execute(select(counter_table.c["count"]))).scalar_one()
-            failures = (await conn.execute(select(func.count()).select_from(projection_failures))).scalar_one()
+            failures = (
+                await conn.execute(select(func.count()).select_from(projection_failures))
+            ).scalar_one()
         assert sorted(position for position, _ in rows) == list(range(1, EVENTS + 1))
         assert counter == EVENTS  # an event handled twice would count twice
         assert failures == 0

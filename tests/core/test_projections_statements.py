@@ -56,7 +56,16 @@ def random_statement(rng: random.Random) -> Maker:
     grp = rng.choice(["g1", "g2", None])
     amount = rng.randrange(100)
     kind = rng.choices(
-        ["put", "put_partial", "patch", "patch_two", "increment", "remove", "patch_where", "remove_where"],
+        [
+            "put",
+            "put_partial",
+            "patch",
+            "patch_two",
+            "increment",
+            "remove",
+            "patch_where",
+            "remove_where",
+        ],
         weights=[5, 2, 4, 2, 2, 2, 2, 1],
     )[0]
     if kind == "put":
@@ -84,7 +93,10 @@ async def run_sequence(db: Database, seed: int) -> None:
     """Replay one random history into both tables and compare them."""
     rng = random.Random(seed)
     start = [random_statement(rng) for _ in range(rng.randrange(4))]
-    events = [[random_statement(rng) for _ in range(rng.randrange(1, 4))] for _ in range(rng.randrange(5, 40))]
+    events = [
+        [random_statement(rng) for _ in range(rng.randrange(1, 4))]
+        for _ in range(rng.randrange(5, 40))
+    ]
     flush_after = {i for i in range(len(events)) if rng.random() < 0.2}
     async with db.write() as conn:
         for table in (live_table, bulk_table):
@@ -104,7 +116,9 @@ async def run_sequence(db: Database, seed: int) -> None:
     assert bulk == live, f"seed {seed}"
 
 
-async def test_batch_writer_leaves_the_same_rows_as_statements_one_by_one(database: dict[str, Any]) -> None:
+async def test_batch_writer_leaves_the_same_rows_as_statements_one_by_one(
+    database: dict[str, Any],
+) -> None:
     db = Database.from_settings(make_settings(database).Database)
     try:
         async with db.write() as conn:
