@@ -87,43 +87,43 @@ class KeyStore:
         Of several processes starting on a fresh store at once, the first
         records its key and every other one is checked against it.
         """
-        select_check = select(encryption_keys.c.value).where(encryption_keys.c.id == _CHECK_ID)
-        async with self.db.write() as conn:
-            row = (await conn.execute(select_check)).first()
-            if row is None:
-                await self._insert(conn, _CHECK_ID, self._seal(_CHECK_PLAINTEXT, _CHECK_ID))
-                # Another process may have recorded its key first (the insert
-                # then did nothing): check against what is stored.
-                row = (await conn.execute(select_check)).first()
-        assert row is not None
         try:
-            ok = self._open(row[0], _CHECK_ID) == _CHECK_PLAINTEXT
+            check = await self._stored_or_new(_CHECK_ID, _CHECK_PLAINTEXT)
         except InvalidTag:
-            ok = False
-        if not ok:
+            check = None
+        if check != _CHECK_PLAINTEXT:
             raise MasterKeyError(
                 "the master key does not match the one this database was set up with;"
                 " start donjon with the original key"
             )
 
     async def purpose_key(self, purpose: str) -> bytes:
-        """The 32-byte key for `purpose`, created on first use."""
-        if purpose in self._cache:
-            return self._cache[purpose]
-        key_id = f"purpose.{purpose}"
+        """The 32-byte key for `purpose`, created on first use (the same in every
+        process: of two creating it at once, both use the one stored first)."""
+        if purpose not in self._cache:
+            fresh = AESGCM.generate_key(bit_length=256)
+            self._cache[purpose] = await self._stored_or_new(f"purpose.{purpose}", fresh)
+        return self._cache[purpose]
+
+    async def _stored_or_new(self, key_id: str, value: bytes) -> bytes:
+        """The plaintext stored under `key_id`, storing `value` sealed when there is none.
+
+        The insert does nothing when another process stored one first; what is
+        returned is always what the store holds. Raises InvalidTag when it was
+        sealed with another master key.
+        """
+        query = select(encryption_keys.c.value).where(encryption_keys.c.id == key_id)
         async with self.db.write() as conn:
-            row = (
-                await conn.execute(
-                    select(encryption_keys.c.value).where(encryption_keys.c.id == key_id)
-                )
-            ).first()
+            row = (await conn.execute(query)).first()
             if row is None:
-                key = AESGCM.generate_key(bit_length=256)
-                await self._insert(conn, key_id, self._seal(key, key_id))
-            else:
-                key = self._open(row[0], key_id)
-        self._cache[purpose] = key
-        return key
+                ins = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(
+                    encryption_keys
+                )
+                sealed = self._seal(value, key_id)
+                await conn.execute(ins.values(id=key_id, value=sealed).on_conflict_do_nothing())
+                row = (await conn.execute(query)).first()
+        assert row is not None
+        return self._open(row[0], key_id)
 
     async def encrypt(self, purpose: str, plaintext: bytes) -> bytes:
         aead = AESGCM(await self.purpose_key(purpose))
@@ -133,7 +133,3 @@ class KeyStore:
     async def decrypt(self, purpose: str, sealed: bytes) -> bytes:
         aead = AESGCM(await self.purpose_key(purpose))
         return aead.decrypt(sealed[:12], sealed[12:], purpose.encode())
-
-    async def _insert(self, conn, key_id: str, value: bytes) -> None:  # type: ignore[no-untyped-def]
-        ins = (pg_insert if conn.dialect.name == "postgresql" else sqlite_insert)(encryption_keys)
-        await conn.execute(ins.values(id=key_id, value=value).on_conflict_do_nothing())

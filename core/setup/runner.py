@@ -197,6 +197,12 @@ class SetupRunner:
                 await take_lease(conn, name, self.holder, self.lease)
         except ConcurrencyError:
             return False
+        except asyncio.CancelledError:
+            # The commit may have happened before the cancellation arrived.
+            reason = f"{self.cancel_reason} as it started"
+            if await self._record_after_cancel(name, MigrationFailed(name, reason)):
+                log.error("step %s %s; recorded it failed", name, reason)
+            raise
         log.info("step %s started", name)
         return True
 
@@ -212,43 +218,56 @@ class SetupRunner:
             await _stop(heartbeat)
             if lost.is_set():
                 raise SetupError(_lost_message(name)) from None
-            await self._record_cancelled(name)
+            reason = self.cancel_reason
+            if await self._record_after_cancel(
+                name, MigrationFailed(name, f"{reason} while running")
+            ):
+                log.error("step %s %s; recorded it failed: the next setup resumes it", name, reason)
             raise
         except Exception as exc:
             await _stop(heartbeat)
             if lost.is_set():
                 raise SetupError(_lost_message(name)) from exc
             error = f"{type(exc).__name__}: {exc}"
-            try:
-                await self._finish(name, MigrationFailed(name, error))
-            except StepLost:
-                raise SetupError(_lost_message(name)) from exc
+            await self._end(name, MigrationFailed(name, error))
             log.error("step %s failed: %s; the next setup runs it again", name, error)
             raise SetupError(f"step {name} failed: {error}") from exc
         await _stop(heartbeat)
-        try:
-            await self._finish(name, MigrationDone(name, info or {}))
-        except StepLost:
-            raise SetupError(_lost_message(name)) from None
+        await self._end(name, MigrationDone(name, info or {}))
         log.info("step %s done", name)
 
-    async def _record_cancelled(self, name: str) -> None:
-        """Record the step failed after a cancellation; on a stuck database, give up
-        after RECORD_TIMEOUT and leave the step to lease expiry."""
-        reason = self.cancel_reason
+    async def _end(self, name: str, event: Event) -> None:
+        """Record `event` ending this process's run of the step, even when this task
+        is cancelled meanwhile (then CancelledError follows). Raises SetupError when
+        the step is no longer this process's."""
+        try:
+            await self._finish(name, event)
+        except StepLost:
+            raise SetupError(_lost_message(name)) from None
+        except asyncio.CancelledError:
+            await self._record_after_cancel(name, event)
+            raise
+
+    async def _record_after_cancel(self, name: str, event: Event) -> bool:
+        """Record `event` ending this process's run of step `name` although this task
+        was cancelled. True when recorded; False when there was nothing of this
+        process's to end, or the database did not answer within RECORD_TIMEOUT (the
+        step is then taken over once its lease expires)."""
         try:
             async with asyncio.timeout(RECORD_TIMEOUT):
-                await self._finish(name, MigrationFailed(name, f"{reason} while running"))
-        except Exception as exc:  # StepLost, TimeoutError, the database away
+                await self._finish(name, event)
+        except StepLost:
+            return False
+        except Exception as exc:  # TimeoutError, the database away
             log.error(
-                "step %s %s; recording it failed did not work (%s): the next setup takes it over"
+                "step %s: recording %s did not work (%s); the next setup takes the step over"
                 " once its lease expires",
                 name,
-                reason,
+                event.TYPE,
                 exc,
             )
-            return
-        log.error("step %s %s; recorded it failed: the next setup resumes it", name, reason)
+            return False
+        return True
 
     async def _finish(self, name: str, event: Event) -> None:
         """Push `event` ending this process's run of the step and release the lease.

@@ -106,20 +106,29 @@ async def test_a_store_keeps_the_key_it_was_first_used_with(tmp_path: Path) -> N
 
 @pytest.mark.anyio
 @pytest.mark.postgres
-async def test_processes_starting_together_on_a_fresh_store_agree_on_one_key(pg_dsn: str) -> None:
+async def test_processes_starting_together_on_a_fresh_store_agree_on_one_key_and_purpose_keys(
+    pg_dsn: str,
+) -> None:
     databases = [Database.postgres(pg_dsn) for _ in range(4)]
     try:
         await create_tables(databases[0])
+        for db in databases:  # connected already, so their first reads overlap
+            await db.ping()
         keys = [MASTERKEY, OTHER_KEY.encode(), MASTERKEY, OTHER_KEY.encode()]
         results = await asyncio.gather(
             *(KeyStore(db, key).verify() for db, key in zip(databases, keys, strict=True)),
             return_exceptions=True,
         )
+        refused = [r for r in results if isinstance(r, MasterKeyError)]
+        assert len(refused) == 2 and results.count(None) == 2, results
+        accepted = [key for key, result in zip(keys, results, strict=True) if result is None]
+        purpose_keys = await asyncio.gather(
+            *(KeyStore(db, accepted[0]).purpose_key("userKey") for db in databases)
+        )
+        assert len(set(purpose_keys)) == 1  # created once, whoever asked first
     finally:
         for db in databases:
             await db.dispose()
-    refused = [r for r in results if isinstance(r, MasterKeyError)]
-    assert len(refused) == 2 and results.count(None) == 2, results
 
 
 @pytest.mark.slow
