@@ -27,12 +27,13 @@ class InlineProjections:
     lock is held, so a rebuild cannot switch state under it):
 
     - active at this version: the push writes the rows;
-    - not built yet, rebuilding, or built by an older version: the push leaves
-      the tables alone, because the pending or running rebuild replays these
-      events itself, in order (writing half-built tables could let a replayed
-      older event act on a newer row);
-    - built by a newer version: the push fails with ProjectionVersionError, as
-      this process's handlers would write rows the newer code does not expect.
+    - not built yet, rebuilding (at any version), or active at an older
+      version: the push leaves the tables alone, because the pending or
+      running rebuild replays these events itself, in order (writing
+      half-built tables could let a replayed older event act on a newer row);
+    - active at a newer version: the push fails with ProjectionVersionError.
+      This process's handlers would write rows the newer code does not
+      expect, and skipping would lose the events for good.
     """
 
     def __init__(self, projections: Iterable[Projection]) -> None:
@@ -50,13 +51,14 @@ class InlineProjections:
         writable: set[str] = set()
         for name, projection in concerned.items():
             state = states.get(name)
-            if state is not None and state.version > projection.version:
+            if state is None or state.status != ACTIVE or state.version < projection.version:
+                continue
+            if state.version > projection.version:
                 raise ProjectionVersionError(
-                    f"projection {name} is at version {state.version} in the store but this process"
-                    f" runs version {projection.version}; upgrade this process"
+                    f"projection {name} is at version {state.version} in the store but this"
+                    f" process runs version {projection.version}; upgrade this process"
                 )
-            if state is not None and state.status == ACTIVE and state.version == projection.version:
-                writable.add(name)
+            writable.add(name)
         for event in stored:
             for projection in self.by_type.get(event.type, ()):
                 if projection.name in writable:
