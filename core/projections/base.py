@@ -47,12 +47,22 @@ def handles(*event_types: str) -> Callable[[Handler], Handler]:
 
 
 class Projection:
+    """A read model: its name, version, kind, tables and one handler per event type.
+
+    Handlers must be pure functions of the event: they may run more than once
+    for one event (a batch redone after a database error, a rebuild).
+    """
+
     name: ClassVar[str]
     version: ClassVar[int] = 1
     inline: ClassVar[bool] = False
     tables: ClassVar[tuple[Table, ...]] = ()
 
     def __init__(self) -> None:
+        if not isinstance(getattr(self, "name", None), str) or not self.name:
+            raise TypeError(f"{type(self).__qualname__} needs a class constant `name`")
+        if not isinstance(self.version, int) or self.version < 1:
+            raise TypeError(f"projection {self.name}: `version` must be a positive integer")
         self._handlers: dict[str, Callable[[StoredEvent], Sequence[Statement] | None]] = {}
         for attr in dir(type(self)):
             fn = getattr(type(self), attr, None)
@@ -63,9 +73,11 @@ class Projection:
 
     @property
     def event_types(self) -> tuple[str, ...]:
+        """The event types this projection handles (the only ones it is given)."""
         return tuple(sorted(self._handlers))
 
     def reduce(self, event: StoredEvent) -> Sequence[Statement]:
+        """The statements for `event`; none for a type without a handler."""
         handler = self._handlers.get(event.type)
         if handler is None:
             return ()
