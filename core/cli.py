@@ -270,31 +270,24 @@ async def _check_store_before_start(runtime: Runtime, key_source: str) -> None:
         await runtime.db.dispose()
 
 
-async def _setup(runtime: Runtime, key_source: str, runners: list[Any]) -> None:
-    from donjon.core.setup.init import create_tables
-    from donjon.core.setup.runner import SetupRunner
-
-    await _check_store(runtime, key_source)
-    # Core tables a newer donjon added: setup is what an upgrade runs.
-    await create_tables(runtime.db)
-    runner = SetupRunner(runtime)
-    runners.append(runner)
-    await runner.run()
-
-
 def _run_setup(runtime: Runtime, key_source: str) -> None:
     """Run setup in its own event loop; SIGTERM/SIGINT record the running step failed
     and exit 128+signal. The runtime's connections are closed afterwards, so the
     server's event loop opens its own."""
-    runners: list[Any] = []
+    from donjon.core.setup.init import create_tables
+    from donjon.core.setup.runner import SetupRunner
+
+    runner = SetupRunner(runtime)
 
     def set_reason(reason: str) -> None:
-        for runner in runners:
-            runner.cancel_reason = reason
+        runner.cancel_reason = reason
 
     async def main() -> None:
         try:
-            await _setup(runtime, key_source, runners)
+            await _check_store(runtime, key_source)
+            # Core tables a newer donjon added: setup is what an upgrade runs.
+            await create_tables(runtime.db)
+            await runner.run()
         finally:
             await runtime.db.dispose()
 
