@@ -90,6 +90,7 @@ def create_app(runtime: Runtime, *, run_projections: bool = True) -> Edge:
             HTTPException: http_error,
             UniqueConstraintError: conflict,
             ConcurrencyError: conflict,
+            RecursionError: too_deep,
             Exception: internal_error,
         },
         logging_config=None,
@@ -114,6 +115,16 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
 def conflict(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     """409 for a unique value already taken or an aggregate changed concurrently."""
     return Response({"error": "conflict", "message": str(exc)}, status_code=409)
+
+
+def too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[dict[str, Any]]:
+    """400 for a request body nested deeper than the decoder goes; any other recursion is a bug."""
+    if "deserializing" not in str(exc):
+        return internal_error(request, exc)
+    return Response(
+        {"error": "bad_request", "message": "the request body is nested too deeply"},
+        status_code=400,
+    )
 
 
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:

@@ -206,6 +206,9 @@ async def test_bad_input_gets_a_json_4xx_with_a_clear_message(
     )
     wrong_shape = await sqlite_client.post("/test/greetings", json={"name": "x", "times": "twice"})
     taken = await sqlite_client.get("/test/taken")
+    too_deep = await sqlite_client.post(
+        "/test/greetings", content=b"[" * 100_000, headers={"content-type": "application/json"}
+    )
 
     assert bad_query.status_code == 400
     assert bad_query.json()["error"] == "bad_request"
@@ -219,6 +222,8 @@ async def test_bad_input_gets_a_json_4xx_with_a_clear_message(
         "error": "conflict",
         "message": "Errors.Test.AlreadyExists",
     }
+    assert too_deep.status_code == 400
+    assert too_deep.json()["message"] == "the request body is nested too deeply"
     good = await sqlite_client.post("/test/greetings", json={"name": "x", "times": 2})
     assert good.status_code == 201 and good.json() == {"greeting": "hello xhello x"}
 
