@@ -75,7 +75,7 @@ def _hide_password(value: str) -> str:
 
 @dataclass
 class LogSettings:
-    Level: Literal["debug", "info", "warning", "error"]
+    Level: Literal["debug", "info", "warn", "warning", "error"]
     Format: Literal["text", "json"]
 
 

@@ -188,7 +188,7 @@ def test_variables_naming_no_key_are_ignored_with_a_warning(
         ({"DONJON_EXTERNALSECURE": "maybe"}, "ExternalSecure: expected true or false, got 'maybe'"),
         (
             {"DONJON_LOG_LEVEL": "loud"},
-            "Log.Level: expected one of debug, info, warning, error, got 'loud'",
+            "Log.Level: expected one of debug, info, warn, warning, error, got 'loud'",
         ),
         (
             {"DONJON_SETUP_LEASEDURATION": "soon"},
