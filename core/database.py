@@ -47,7 +47,11 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.dialect: Literal["sqlite", "postgresql"] = engine.dialect.name  # type: ignore[assignment]
-        self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+        # SQLite only; one per event loop (setup and the server may run in
+        # different loops of one process, and a lock belongs to its loop).
+        self._write_locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] | None = (
+            {} if self.dialect == "sqlite" else None
+        )
 
     @classmethod
     def from_settings(cls, settings: DatabaseSettings) -> Database:
@@ -99,11 +103,17 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A write transaction: committed when the block ends, rolled back on error."""
-        if self._write_lock is None:
+        if self._write_locks is None:
             async with self.engine.begin() as conn:
                 yield conn
             return
-        async with self._write_lock:
+        loop = asyncio.get_running_loop()
+        lock = self._write_locks.get(loop)
+        if lock is None:
+            for stale in [other for other in self._write_locks if other.is_closed()]:
+                del self._write_locks[stale]
+            lock = self._write_locks[loop] = asyncio.Lock()
+        async with lock:
             async with self.engine.connect() as conn:
                 conn = await conn.execution_options(donjon_begin="BEGIN IMMEDIATE")
                 async with conn.begin():
