@@ -66,24 +66,19 @@ asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
 """
 
 
-async def start_child(dsn: str, name: str) -> asyncio.subprocess.Process:
-    child = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        CHILD,
-        dsn,
-        name,
-        str(EVENTS),
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+async def spawn(dsn: str, name: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CHILD, dsn, name, str(EVENTS),
+        cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def wait_ready(child: asyncio.subprocess.Process) -> None:
     assert child.stdout is not None
     line = await asyncio.wait_for(child.stdout.readline(), timeout=30)
     if line.strip() != b"ready":
         _, err = await child.communicate()
-        pytest.fail(f"child {name} did not start: {line!r} {err.decode()[-2000:]}")
-    return child
+        pytest.fail(f"a child did not start: {line!r} {err.decode()[-2000:]}")
 
 
 async def test_two_processes_handle_every_event_exactly_once(pg_dsn: str) -> None:
@@ -92,8 +87,9 @@ async def test_two_processes_handle_every_event_exactly_once(pg_dsn: str) -> Non
         await build(db, store, CountingProjection())
         async with db.write() as conn:
             await conn.execute(insert(counter_table).values(id=1, count=0))
-        children = [await start_child(pg_dsn, name) for name in ("first", "second")]
+        children = [await spawn(pg_dsn, name) for name in ("first", "second")]
         try:
+            await asyncio.gather(*(wait_ready(child) for child in children))
 
             async def pusher(k: int) -> None:
                 for i in range(k, PUSHES, PUSHERS):
