@@ -11,6 +11,7 @@ several processes at once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 
 import asyncpg
 from sqlalchemy import inspect, text
@@ -125,10 +126,10 @@ async def _connect(url: URL, database: str) -> asyncpg.Connection:
         raise SetupError(f"Database.postgres.Admin.DSN: cannot connect to {where}: {exc}") from exc
 
 
-async def _ignore_duplicate(statement: object) -> bool:
+async def _ignore_duplicate(statement: Awaitable[object]) -> bool:
     """Run a CREATE; False when another process created the object first."""
     try:
-        await statement  # type: ignore[misc]
+        await statement
     except (asyncpg.DuplicateObjectError, asyncpg.DuplicateDatabaseError):
         return False
     except asyncpg.UniqueViolationError:  # concurrent CREATE ROLE/DATABASE on the catalogs
