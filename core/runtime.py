@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from donjon.core.database import Database
+from donjon.core.errors import ConfigError, PluginError
 from donjon.core.events import EventRegistry, StoredEvent
 from donjon.core.eventstore.store import EventStore
 from donjon.core.http.instances import InstanceDirectory
@@ -81,7 +82,14 @@ def build_runtime(
     names = [p.name for p in projections]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
-        raise ValueError(f"projections registered twice: {', '.join(sorted(duplicates))}")
+        raise PluginError(f"projections registered twice: {', '.join(sorted(duplicates))}")
+    lowered = {n.lower() for n in names}
+    for name in settings.Projections.Customizations:
+        if name.lower() not in lowered:
+            raise ConfigError(
+                f"Projections.Customizations.{name}: no projection is named {name!r}"
+                f" (projections: {', '.join(sorted(names))})"
+            )
     db = db or Database.from_settings(settings.Database)
     store = EventStore(db, registry, max_retries=settings.Eventstore.MaxRetries)
     return Runtime(
