@@ -60,6 +60,10 @@ def create_app(runtime: Runtime, *, run_projections: bool = True) -> Edge:
                 "async projections running: %s",
                 ", ".join(p.name for p in runtime.runner.projections),
             )
+        log.info(
+            "donjon serves %s (listening on %s:%d)",
+            runtime.settings.external_url, runtime.settings.ListenAddress, runtime.settings.Port,
+        )
 
     async def shutdown() -> None:
         for task in runner:
