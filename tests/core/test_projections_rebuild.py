@@ -120,6 +120,29 @@ async def test_interrupted_rebuild_resumes_to_the_same_tables(database: dict[str
             assert result.events == 90 - min(8 * batches, 90)
 
 
+async def test_two_processes_resuming_one_rebuild_share_the_batches(
+    database: dict[str, Any],
+) -> None:
+    async with bare_store(make_settings(database)) as (db, store):
+        await push_all(store, random_history(seed=5, count=60))
+        projection = NotesProjection()
+        await rebuild(db, store, projection, bulk_limit=5)
+        expected = await snapshot(db, notes_table, tags_table)
+        with pytest.raises(Interrupted):
+            await rebuild(db, store, projection, bulk_limit=5, restart=True, progress=stop_after(1))
+
+        first, second = await asyncio.gather(
+            rebuild(db, store, NotesProjection(), bulk_limit=5),
+            rebuild(db, store, NotesProjection(), bulk_limit=5),
+        )
+
+        assert first.events + second.events == 60 - 5  # no batch replayed twice
+        assert await snapshot(db, notes_table, tags_table) == expected
+        async with db.read() as conn:
+            state = await get_state(conn, projection.name)
+        assert state is not None and (state.status, state.position) == (ACTIVE, 60)
+
+
 class CrashAt(NotesProjection):
     """Dies (a BaseException, like a SIGKILL mid-batch) when it reaches `position`."""
 
