@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from donjon.core.eventstore.schema import projection_failures
+from donjon.core.eventstore.schema import projection_failures, projection_states
 from donjon.core.projections.runner import ProjectionRunner
 from donjon.core.projections.state import get_state
 from donjon.core.projections.statements import Statement
@@ -132,8 +132,17 @@ async def test_crash_mid_batch_commits_neither_rows_nor_position(database: dict[
         assert len((await snapshot(db, notes_table))["test_notes"]) == 8
 
 
+async def let_retry_time_pass(db: Any, name: str) -> None:
+    """Move the projection's retry time into the past, as if RetryFailedAfter had elapsed."""
+    async with db.write() as conn:
+        past = datetime.now(UTC) - timedelta(seconds=1)
+        await conn.execute(
+            update(projection_states).where(projection_states.c.name == name).values(retry_at=past)
+        )
+
+
 async def test_failed_event_is_retried_after_retry_failed_after(database: dict[str, Any]) -> None:
-    settings = runner_settings(database)
+    settings = runner_settings(database, RetryFailedAfter="1h")
     async with bare_store(settings) as (db, store):
         projection = NotesProjection(fail_titles=["flaky"], failures_left=2)
         await build(db, store, projection)
@@ -143,29 +152,28 @@ async def test_failed_event_is_retried_after_retry_failed_after(database: dict[s
         runner = ProjectionRunner(db, store, [projection], settings.Projections)
 
         # The failure stops the projection before the event, with a retry time.
+        started = datetime.now(UTC)
         assert await runner.catch_up(projection) == 1
         assert await position_of(db, projection.name) == 1
         async with db.read() as conn:
             state = await get_state(conn, projection.name)
         assert state is not None and state.retry_at is not None
-        assert state.retry_at > datetime.now(UTC)
-        assert [(f["position"], f["failure_count"], f["parked"]) for f in await failures(db)] == [
-            (2, 1, False)
-        ]
+        assert (
+            started + timedelta(hours=1) <= state.retry_at <= datetime.now(UTC) + timedelta(hours=1)
+        )
+        summary = [(f["position"], f["failure_count"], f["parked"]) for f in await failures(db)]
+        assert summary == [(2, 1, False)]
         # Not before RetryFailedAfter.
         assert await runner.catch_up(projection) == 0
         assert [f["failure_count"] for f in await failures(db)] == [1]
 
-        await asyncio.sleep(0.25)
+        await let_retry_time_pass(db, projection.name)
         assert await runner.catch_up(projection) == 0  # second failure
-        await asyncio.sleep(0.25)
+        await let_retry_time_pass(db, projection.name)
         assert await runner.catch_up(projection) == 2  # third try succeeds, then "after"
 
-        assert [r["title"] for r in (await snapshot(db, notes_table))["test_notes"]] == [
-            "before",
-            "flaky",
-            "after",
-        ]
+        titles = [r["title"] for r in (await snapshot(db, notes_table))["test_notes"]]
+        assert titles == ["before", "flaky", "after"]
         assert await position_of(db, projection.name) == 3
         # An event that finally went through is no longer listed as failing.
         assert await failures(db) == []
