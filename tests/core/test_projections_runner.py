@@ -52,6 +52,16 @@ async def failures(db: Any) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in rows]
 
 
+async def notes_soon(db: Any, within: float = 10.0) -> list[dict[str, Any]]:
+    """The notes table once it has rows (or empty after `within` seconds)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not (rows := (await snapshot(db, notes_table))["test_notes"]):
+        if asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.02)
+    return rows
+
+
 async def test_runner_catches_up_with_every_pushed_event(database: dict[str, Any]) -> None:
     settings = runner_settings(database)
     async with bare_store(settings) as (db, store):
@@ -79,11 +89,8 @@ async def test_running_runner_follows_pushes_of_this_process(database: dict[str,
         task = asyncio.create_task(runner.run())
         try:
             await store.push(note("n1", NoteAdded("live")), creator="test")
-            for _ in range(200):
-                if (await snapshot(db, notes_table))["test_notes"]:
-                    break
-                await asyncio.sleep(0.02)
-            assert (await snapshot(db, notes_table))["test_notes"][0]["title"] == "live"
+            rows = await notes_soon(db)
+            assert [r["title"] for r in rows] == ["live"]
         finally:
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
@@ -188,13 +195,8 @@ async def test_running_runner_retries_without_being_woken(database: dict[str, An
         runner = ProjectionRunner(db, store, [projection], settings.Projections)
         task = asyncio.create_task(runner.run())
         try:
-            for _ in range(100):
-                if (await snapshot(db, notes_table))["test_notes"]:
-                    break
-                await asyncio.sleep(0.02)
-            assert [r["title"] for r in (await snapshot(db, notes_table))["test_notes"]] == [
-                "flaky"
-            ]
+            rows = await notes_soon(db)
+            assert [r["title"] for r in rows] == ["flaky"]
         finally:
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
