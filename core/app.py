@@ -32,6 +32,7 @@ from donjon.core.http.debug import debug_routes
 from donjon.core.http.edge import Edge, logged_path
 from donjon.core.logs import request_id
 from donjon.core.plugins import call_all, collect
+from donjon.core.projections.inline import ProjectionVersionError
 from donjon.core.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ def create_app(runtime: Runtime, *, run_projections: bool = True) -> Edge:
             HTTPException: http_error,
             UniqueConstraintError: conflict,
             ConcurrencyError: conflict,
+            ProjectionVersionError: outdated,
             RecursionError: too_deep,
             Exception: internal_error,
         },
@@ -119,6 +121,17 @@ def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[
 def conflict(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     """409 for a unique value already taken or an aggregate changed concurrently."""
     return Response({"error": "conflict", "message": str(exc)}, status_code=409)
+
+
+def outdated(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """503 when this process runs an older projection version than the store holds
+    (an upgrade is rolling out): another, upgraded process can take the request."""
+    log.warning("refused a write on an outdated process: %s", exc)
+    return Response(
+        {"error": "service_unavailable", "message": f"this donjon process is outdated: {exc}"},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
 
 
 def too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[dict[str, Any]]:

@@ -440,6 +440,42 @@ def projections_list(configs: tuple[str, ...]) -> None:
     Console().print(table)
 
 
+@projections.command("failures")
+@click.argument("name", required=False)
+@config_option
+@fail_cleanly
+def projections_failures(name: str | None, configs: tuple[str, ...]) -> None:
+    """Show events that failed in a projection: retried ones and parked ones."""
+    from donjon.core.projections.state import list_failures
+
+    runtime = build_runtime(settings_from(configs))
+    if name is not None and name not in {p.name for p in runtime.projections}:
+        raise click.UsageError(f"unknown projection {name!r}")
+
+    async def main() -> list[dict[str, Any]]:
+        try:
+            async with runtime.db.read() as conn:
+                return await list_failures(conn, name)
+        finally:
+            await runtime.close()
+
+    rows = run(main)
+    if not rows:
+        click.echo("no failed events")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("projection", "position", "event type", "failures", "state", "last failed", "error")
+    for r in rows:
+        table.add_row(
+            r["projection"], str(r["position"]), r["event_type"], str(r["failure_count"]),
+            "parked" if r["parked"] else "retrying", r["last_failed"].isoformat(timespec="seconds"),
+            r["error"],
+        )
+    Console(width=160).print(table)
+
+
 @projections.command("rebuild")
 @click.argument("names", nargs=-1)
 @click.option("--all", "rebuild_all", is_flag=True, help="Rebuild every projection.")

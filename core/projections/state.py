@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -151,3 +152,11 @@ async def failure_counts(conn: AsyncConnection) -> dict[str, int]:
         .group_by(projection_failures.c.projection)
     )
     return {name: count for name, count in rows}
+
+
+async def list_failures(conn: AsyncConnection, projection: str | None = None) -> list[dict[str, Any]]:
+    """Failed and parked events, newest failure first (`donjon projections failures`)."""
+    stmt = select(projection_failures).order_by(projection_failures.c.last_failed.desc())
+    if projection is not None:
+        stmt = stmt.where(projection_failures.c.projection == projection)
+    return [dict(r._mapping) for r in await conn.execute(stmt)]

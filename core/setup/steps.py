@@ -28,6 +28,10 @@ def projection_step(projection: Projection) -> Migration:
 
     async def execute(ctx: StepContext) -> dict[str, Any]:
         runtime = ctx.runtime
+        if not await due(runtime):
+            # Taken over from a process killed after its rebuild finished but
+            # before the step was recorded done: nothing left to replay.
+            return {"version": projection.version, "events": 0}
         result = await rebuild(
             runtime.db,
             runtime.store,

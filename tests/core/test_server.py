@@ -331,3 +331,10 @@ async def test_json_log_format_writes_one_object_per_line_with_the_request_id(
     forged = next(e for e in entries if e.get("status") == 404)
     assert forged["path"] == "/no/such%0Aforged%20line"  # as sent; no query string
     assert not [e for e in entries if e["logger"].startswith("donjon") and "secret" in str(e)]
+
+
+async def test_a_write_on_an_outdated_process_gets_503_to_retry_elsewhere(sqlite_client: httpx.AsyncClient) -> None:
+    response = await sqlite_client.get("/test/outdated")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert "outdated" in response.json()["message"] and "version 2" in response.json()["message"]

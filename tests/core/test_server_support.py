@@ -23,6 +23,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from donjon.core import hookimpl
 from donjon.core.errors import UniqueConstraintError
+from donjon.core.projections.inline import ProjectionVersionError
 from donjon.core.events import StoredEvent
 from donjon.core.plugins import DonjonPluginManager, PluginInfo, get_plugin_manager
 from donjon.core.projections.base import Projection, handles
@@ -87,6 +88,12 @@ def taken_route() -> None:
     raise UniqueConstraintError("Errors.Test.AlreadyExists", unique_type="test", unique_field="x")
 
 
+@get("/test/outdated", sync_to_thread=False)
+def outdated_route() -> None:
+    """A push refused because this process runs an older projection version."""
+    raise ProjectionVersionError("projection instances is active at version 2; this process runs 1")
+
+
 class InstancesSeen(Projection):
     """An async projection of `instance.added` that writes nothing: its lag is the evidence."""
 
@@ -110,6 +117,7 @@ class ServerTestPlugin:
             greeting_route,
             boom_route,
             taken_route,
+            outdated_route,
         ]
 
     @hookimpl

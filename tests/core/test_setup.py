@@ -341,3 +341,14 @@ async def test_a_failing_step_makes_donjon_setup_exit_1_and_the_next_setup_runs_
     status, output = await asyncio.to_thread(donjon, tmp_path, *args, plugin_dir=plugin)
     assert status == 0, output
     assert [t for t, _ in step_events(database, "setuptest.flaky")][-1] == "system.migration.done"
+
+
+async def test_projection_step_taken_over_after_its_rebuild_finished_replays_nothing(runtime) -> None:
+    """A process killed between the rebuild's last batch and `done` leaves the
+    step started; the process that takes it over must not start the rebuild over."""
+    from donjon.core.setup.migrations import StepContext
+    from donjon.core.setup.steps import projection_step
+
+    step = projection_step(runtime.projection("instances"))
+    info = await step.execute(StepContext(runtime, step.name, lambda done, total: None))
+    assert info == {"version": runtime.projection("instances").version, "events": 0}
