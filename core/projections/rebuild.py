@@ -23,9 +23,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from donjon.core.database import Database
-from donjon.core.eventstore.query import EventQuery
+from donjon.core.events import StoredEvent
 from donjon.core.eventstore.store import PUSH_LOCK_KEY, EventStore
 from donjon.core.projections.base import Projection
+from donjon.core.projections.bulk import read_events
 from donjon.core.projections.state import (
     ACTIVE,
     REBUILDING,
@@ -155,39 +156,43 @@ async def _replay_batch(conn, store: EventStore, projection: Projection, limit: 
     if state is None or state.status != REBUILDING or state.version != projection.version:
         raise _NotRebuilding(projection.name)
     after = state.position
-    head = await store.max_position(conn)
-    query = EventQuery(
-        event_types=projection.event_types, position_after=after, position_at_most=head, limit=limit
-    )
-    # A projection that handles nothing must not read everything (an empty filter).
-    batch = await store.query(query, conn=conn) if projection.event_types else []
-    if not batch:
-        await set_position(conn, projection.name, max(after, head))
-        return 0, max(after, head), False
-    try:
-        async with conn.begin_nested():
-            writer = BatchWriter(conn)
+    head = max(after, await store.max_position(conn))
+    if projection.event_types:
+        batch, position = await read_events(conn, projection.event_types, after, head, limit)
+    else:
+        batch, position = [], head  # a projection that handles nothing reads nothing
+    if batch:
+        try:
+            async with conn.begin_nested():
+                await _write_batch(conn, projection, batch)
+        except Exception as exc:
+            log.warning(
+                "projection %s: bulk write of %d events failed (%s); replaying them one by one",
+                projection.name, len(batch), exc,
+            )
             for event in batch:
-                await writer.add(projection.reduce(event))
-            await writer.flush()
-    except Exception as exc:
-        log.warning(
-            "projection %s: bulk write of %d events failed (%s); replaying them one by one",
-            projection.name, len(batch), exc,
-        )
-        for event in batch:
-            try:
-                async with conn.begin_nested():
-                    await apply_statements(conn, projection.reduce(event))
-            except Exception as event_exc:
-                # A rebuild replays history: the same event would fail again,
-                # so it is parked at once and the rebuild goes on.
-                await record_failure(conn, projection.name, event, f"{type(event_exc).__name__}: {event_exc}", 1)
-                log.error(
-                    "projection %s: event %d (%s) parked during rebuild: %s",
-                    projection.name, event.position, event.type, event_exc,
-                )
-    full = len(batch) == limit
-    position = batch[-1].position if full else max(batch[-1].position, head)
+                try:
+                    async with conn.begin_nested():
+                        await apply_statements(conn, projection.reduce(event))
+                except Exception as event_exc:
+                    # A rebuild replays history: the same event would fail again,
+                    # so it is parked at once and the rebuild goes on.
+                    error = f"{type(event_exc).__name__}: {event_exc}"
+                    await record_failure(conn, projection.name, event, error, 1)
+                    log.error(
+                        "projection %s: event %d (%s) parked during rebuild: %s",
+                        projection.name, event.position, event.type, event_exc,
+                    )
     await set_position(conn, projection.name, position)
-    return len(batch), position, full
+    return len(batch), position, position < head
+
+
+async def _write_batch(conn: AsyncConnection, projection: Projection, batch: list[StoredEvent]) -> None:
+    """Fold the batch's statements per row and write the result in bulk."""
+    writer = BatchWriter(conn)
+    fold = writer.fold
+    for statements in map(projection.reduce, batch):
+        for statement in statements:
+            if not fold(statement):
+                await writer.run_in_order(statement)
+    await writer.flush()

@@ -18,12 +18,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import ClauseElement, Table, and_, delete, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from donjon.core.projections.bulk import TableWriter, driver_connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,13 +76,6 @@ class RemoveWhere:
 Statement = Put | Patch | Remove | PatchWhere | RemoveWhere
 
 
-def primary_key(table: Table, values: Mapping[str, Any]) -> tuple[Any, ...]:
-    try:
-        return tuple(values[c.name] for c in table.primary_key.columns)
-    except KeyError as exc:
-        raise ValueError(f"{table.name}: the statement lacks primary key column {exc}") from None
-
-
 def _where(table: Table, values: Mapping[str, Any]):  # type: ignore[no-untyped-def]
     return and_(*(table.c[name] == value for name, value in values.items()))
 
@@ -90,10 +88,6 @@ def _upsert(dialect: str, table: Table):  # type: ignore[no-untyped-def]
     if not others:
         return ins.on_conflict_do_nothing(index_elements=index)
     return ins.on_conflict_do_update(index_elements=index, set_=others)
-
-
-def _has_expression(values: Mapping[str, Any]) -> bool:
-    return any(isinstance(v, ClauseElement) for v in values.values())
 
 
 def _full_row(table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -119,75 +113,156 @@ async def apply_statements(conn: AsyncConnection, statements: Iterable[Statement
 
 
 class BatchWriter:
-    """Folds keyed statements per row and writes the net result in bulk."""
+    """Folds keyed statements per row and writes the net result in bulk.
+
+    Each row (table and primary key) holds one pending change: a put (the
+    whole row, with later patches merged in), a patch (the columns set so
+    far) or a removal. `flush` writes them with one bulk statement per table
+    and kind (see `bulk.TableWriter`): removals, then puts, then patches.
+
+    A statement that cannot be folded runs in order instead, after a flush:
+    a `*Where` statement, and a Patch whose key is not exactly the primary
+    key, which changes a key column, names a column the table lacks, or
+    sets a SQL expression.
+    """
 
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
-        self.dialect = conn.dialect.name
-        # (table name, key) -> ("put", row) | ("patch", values) | ("remove", key)
-        self._pending: dict[tuple[str, tuple[Any, ...]], tuple[str, Table, dict[str, Any]]] = {}
+        self._rows: dict[Table, _PendingRows] = {}
 
     async def add(self, statements: Iterable[Statement]) -> None:
         for st in statements:
-            if isinstance(st, Put):
-                row = _full_row(st.table, st.values)
-                self._pending[(st.table.name, primary_key(st.table, row))] = ("put", st.table, row)
-            elif isinstance(st, Patch) and not _has_expression(st.values):
-                slot = (st.table.name, primary_key(st.table, st.key))
-                held = self._pending.get(slot)
-                if held is None:
-                    self._pending[slot] = ("patch", st.table, {**st.key, **st.values})
-                elif held[0] in ("put", "patch"):
-                    held[2].update(st.values)
-                # a patch of a removed row stays a removal
-            elif isinstance(st, Remove):
-                slot = (st.table.name, primary_key(st.table, st.key))
-                self._pending[slot] = ("remove", st.table, dict(st.key))
-            else:
-                await self.flush()
-                await apply_statements(self.conn, [st])
+            if not self.fold(st):
+                await self.run_in_order(st)
+
+    def fold(self, st: Statement) -> bool:
+        """Fold a keyed statement into the pending rows; False when it must
+        go through `run_in_order` instead. Raises ValueError for a statement
+        that lacks a primary key column."""
+        # The rebuild's inner loop: once per statement of every event.
+        if isinstance(st, Patch):
+            return (self._rows.get(st.table) or self._table(st.table)).patch(st.key, st.values)
+        if isinstance(st, Put):
+            (self._rows.get(st.table) or self._table(st.table)).put(st.values)
+            return True
+        if isinstance(st, Remove):
+            (self._rows.get(st.table) or self._table(st.table)).remove(st.key)
+            return True
+        return False
+
+    async def run_in_order(self, st: Statement) -> None:
+        """Write what is pending, then execute `st` on its own."""
+        await self.flush()
+        await apply_statements(self.conn, [st])
 
     async def flush(self) -> None:
-        if not self._pending:
+        batches = [rows for rows in self._rows.values() if rows.changes]
+        if not batches:
             return
-        pending, self._pending = self._pending, {}
-        removes: dict[str, tuple[Table, list[dict[str, Any]]]] = {}
-        puts: dict[str, tuple[Table, list[dict[str, Any]]]] = {}
-        patches: dict[tuple[str, frozenset[str]], tuple[Table, list[dict[str, Any]]]] = {}
-        for (table_name, _key), (kind, table, values) in pending.items():
-            if kind == "remove":
-                removes.setdefault(table_name, (table, []))[1].append(values)
-            elif kind == "put":
-                puts.setdefault(table_name, (table, []))[1].append(values)
+        driver = await driver_connection(self.conn)
+        plans = [rows.take() for rows in batches]
+        for rows, (removes, _, _) in zip(batches, plans, strict=True):
+            await rows.writer.remove(driver, removes)
+        for rows, (_, puts, _) in zip(batches, plans, strict=True):
+            await rows.writer.put(driver, puts)
+        for rows, (_, _, patches) in zip(batches, plans, strict=True):
+            for columns, (keys, values) in patches.items():
+                await rows.writer.patch(driver, columns, keys, values)
+
+    def _table(self, table: Table) -> _PendingRows:
+        rows = self._rows[table] = _PendingRows(_table_writer(table, self.conn.dialect))
+        return rows
+
+
+_PUT, _PATCH, _REMOVE = "put", "patch", "remove"
+
+
+class _PendingRows:
+    """One table's pending changes by primary key.
+
+    Keys are what `itemgetter` returns for the key columns: the value itself
+    for a one-column key, a tuple otherwise (tuples again in `take`).
+    """
+
+    def __init__(self, writer: TableWriter) -> None:
+        self.writer = writer
+        self._columns = writer.columns
+        self._patchable = frozenset(writer.columns) - frozenset(writer.key)
+        self._key_length = len(writer.key)
+        self._key_of = itemgetter(*writer.key)
+        self.changes: dict[Any, tuple[str, dict[str, Any] | None]] = {}
+
+    def put(self, values: Mapping[str, Any]) -> None:
+        row = dict.fromkeys(self._columns)
+        row.update(values)
+        self.changes[self._key(row)] = (_PUT, row)
+
+    def patch(self, key: Mapping[str, Any], values: Mapping[str, Any]) -> bool:
+        """Fold the patch; False unless it is keyed by the primary key alone and
+        sets only existing non-key columns to plain values."""
+        if len(key) != self._key_length or not values.keys() <= self._patchable:
+            return False
+        for value in values.values():
+            if isinstance(value, ClauseElement):
+                return False
+        row_key = self._key(key)
+        held = self.changes.get(row_key)
+        if held is None:
+            self.changes[row_key] = (_PATCH, dict(values))
+        elif held[0] is not _REMOVE:
+            held[1].update(values)  # type: ignore[union-attr]
+        # a patch of a removed row stays a removal
+        return True
+
+    def remove(self, key: Mapping[str, Any]) -> None:
+        self.changes[self._key(key)] = (_REMOVE, None)
+
+    def _key(self, values: Mapping[str, Any]) -> Any:
+        try:
+            return self._key_of(values)
+        except KeyError as exc:
+            raise ValueError(
+                f"{self.writer.table.name}: the statement lacks primary key column {exc}"
+            ) from None
+
+    def take(
+        self,
+    ) -> tuple[
+        list[tuple[Any, ...]],
+        list[dict[str, Any]],
+        dict[tuple[str, ...], tuple[list[tuple[Any, ...]], list[dict[str, Any]]]],
+    ]:
+        """Empty the pending changes into (removed keys, put rows, patches by columns set)."""
+        changes, self.changes = self.changes, {}
+        removes: list[Any] = []
+        puts: list[dict[str, Any]] = []
+        patches: dict[frozenset[str], tuple[list[Any], list[dict[str, Any]]]] = {}
+        for key, (kind, values) in changes.items():
+            if kind is _PUT:
+                puts.append(values)  # type: ignore[arg-type]
+            elif kind is _REMOVE:
+                removes.append(key)
             else:
-                group = (table_name, frozenset(values))
-                patches.setdefault(group, (table, []))[1].append(values)
-        for table, rows in removes.values():
-            await self._remove_many(table, rows)
-        for table, rows in puts.values():
-            await self.conn.execute(_upsert(self.dialect, table), rows)
-        for (_name, columns), (table, rows) in patches.items():
-            await self._patch_many(table, columns, rows)
+                names = frozenset(values)  # type: ignore[arg-type]
+                group = patches.get(names)
+                if group is None:
+                    group = patches[names] = ([], [])
+                group[0].append(key)
+                group[1].append(values)  # type: ignore[arg-type]
+        if self._key_length == 1:
+            removes = [(key,) for key in removes]
+            for group in patches.values():
+                group[0][:] = [(key,) for key in group[0]]
+        return removes, puts, {tuple(sorted(names)): group for names, group in patches.items()}
 
-    async def _remove_many(self, table: Table, keys: list[dict[str, Any]]) -> None:
-        from sqlalchemy import bindparam
 
-        stmt = delete(table).where(
-            and_(*(table.c[c.name] == bindparam(f"k_{c.name}") for c in table.primary_key.columns))
-        )
-        await self.conn.execute(stmt, [{f"k_{k}": v for k, v in key.items()} for key in keys])
+_writers: WeakKeyDictionary[Table, dict[str, TableWriter]] = WeakKeyDictionary()
 
-    async def _patch_many(self, table: Table, columns: frozenset[str], rows: list[dict[str, Any]]) -> None:
-        from sqlalchemy import bindparam
 
-        keys = [c.name for c in table.primary_key.columns]
-        stmt = (
-            update(table)
-            .where(and_(*(table.c[k] == bindparam(f"k_{k}") for k in keys)))
-            .values({c: bindparam(f"v_{c}") for c in columns if c not in keys})
-        )
-        params = [
-            {**{f"k_{k}": row[k] for k in keys}, **{f"v_{c}": row[c] for c in columns if c not in keys}}
-            for row in rows
-        ]
-        await self.conn.execute(stmt, params)
+def _table_writer(table: Table, dialect: Dialect) -> TableWriter:
+    """The table's bulk writer for this dialect, built once."""
+    by_dialect = _writers.setdefault(table, {})
+    writer = by_dialect.get(dialect.name)
+    if writer is None:
+        writer = by_dialect[dialect.name] = TableWriter(table, dialect)
+    return writer
