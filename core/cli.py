@@ -17,6 +17,7 @@ import functools
 import logging
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -25,6 +26,7 @@ import click
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from donjon.core.config import load_settings
+from donjon.core.database import sqlite_busy
 from donjon.core.errors import DonjonError, MasterKeyError, PluginError
 from donjon.core.keys import read_masterkey
 from donjon.core.logs import configure_logging
@@ -63,6 +65,9 @@ def settings_from(configs: tuple[str, ...]) -> Settings:
     return settings
 
 
+CANCEL_WAIT = 10.0
+
+
 def run(main: Callable[[], Awaitable[T]], *, on_signal: Callable[[str], None] | None = None) -> T:
     """Run `main` in a fresh event loop; SIGTERM/SIGINT cancel it and exit 128+signal.
 
@@ -85,6 +90,15 @@ def run(main: Callable[[], Awaitable[T]], *, on_signal: Callable[[str], None] | 
             log.warning("%s received; cancelling", name)
             if on_signal:
                 on_signal(f"canceled by {name}")
+            deliver(time.monotonic() + CANCEL_WAIT)
+
+        def deliver(give_up_at: float) -> None:
+            # On SQLite, cancel between transactions, never inside a driver
+            # call (see donjon.core.database.sqlite_busy); a step's
+            # transactions are short, and after CANCEL_WAIT it is cancelled anyway.
+            if sqlite_busy() and time.monotonic() < give_up_at:
+                loop.call_later(0.005, deliver, give_up_at)
+                return
             assert task is not None
             task.cancel()
 

@@ -113,7 +113,7 @@ class Database:
             for stale in [other for other in self._write_locks if other.is_closed()]:
                 del self._write_locks[stale]
             lock = self._write_locks[loop] = asyncio.Lock()
-        async with lock:
+        async with lock, _in_flight(self):
             async with self.engine.connect() as conn:
                 conn = await conn.execution_options(donjon_begin="BEGIN IMMEDIATE")
                 async with conn.begin():
@@ -122,7 +122,7 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
         """A read transaction (one snapshot on SQLite; statement snapshots on PostgreSQL)."""
-        async with self.engine.connect() as conn:
+        async with _in_flight(self), self.engine.connect() as conn:
             async with conn.begin():
                 yield conn
 
@@ -132,6 +132,32 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+# SQLite transactions open in this process. aiosqlite runs each connection on a
+# thread; cancelling a task in the middle of one of its calls leaves that
+# connection unusable and the next write waiting on its lock (seen as a hung
+# `donjon setup` after SIGTERM). Signal handlers therefore cancel only when no
+# SQLite transaction is open (`sqlite_busy`); see donjon.core.cli.run.
+_sqlite_in_flight = 0
+
+
+@asynccontextmanager
+async def _in_flight(db: Database) -> AsyncIterator[None]:
+    global _sqlite_in_flight
+    if db.dialect != "sqlite":
+        yield
+        return
+    _sqlite_in_flight += 1
+    try:
+        yield
+    finally:
+        _sqlite_in_flight -= 1
+
+
+def sqlite_busy() -> bool:
+    """Whether a SQLite transaction of this process is open (cancel it later)."""
+    return _sqlite_in_flight > 0
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
