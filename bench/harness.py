@@ -107,5 +107,6 @@ def stores(value: str) -> list[str]:
     chosen = [s.strip() for s in value.split(",") if s.strip()]
     unknown = [s for s in chosen if s not in STORES]
     if unknown or not chosen:
-        raise SystemExit(f"--stores: expected a comma-separated subset of {','.join(STORES)}, got {value!r}")
+        expected = ",".join(STORES)
+        raise SystemExit(f"--stores: expected a comma-separated subset of {expected}: {value!r}")
     return chosen

@@ -73,7 +73,8 @@ async def run(db: Database, kind: str, writers: int, total: int) -> dict[str, An
     # warm-up push per writer so that connections are open before the clock starts.
     owned = max(writers * 8, 64)
     for start in range(0, owned, 500):
-        await store.push([registration(n) for n in range(start, min(start + 500, owned))], creator="bench")
+        users = range(start, min(start + 500, owned))
+        await store.push([registration(n) for n in users], creator="bench")
     sequences = dict.fromkeys(range(owned), 1)
     next_new = owned
     latencies: list[float] = []
@@ -97,9 +98,9 @@ async def run(db: Database, kind: str, writers: int, total: int) -> dict[str, An
     await asyncio.gather(*(writer(w, 1) for w in range(writers)))
     latencies.clear()
     share, extra = divmod(total, writers)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(writer(w, share + (w < extra)) for w in range(writers)))
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     latencies.sort()
     return {
         "events": total,
@@ -107,22 +108,27 @@ async def run(db: Database, kind: str, writers: int, total: int) -> dict[str, An
         "events_per_s": round(total / seconds),
         "p50_ms": round(latencies[len(latencies) // 2] * 1000, 2),
         "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 2),
+        # This process's CPU (Python, drivers, SQLite itself) per push.
+        "cpu_ms_per_push": round(cpu / total * 1000, 2),
     }
+
+
+def remove_sqlite(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 async def one(store_kind: str, kind: str, writers: int, total: int) -> dict[str, Any]:
     if store_kind == "sqlite":
         DATA.mkdir(parents=True, exist_ok=True)
         path = DATA / f"push-run-{kind}-{writers}.db"
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        remove_sqlite(path)
         db = Database.sqlite(path)
         try:
             return await run(db, kind, writers, total)
         finally:
             await db.dispose()
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            remove_sqlite(path)
     async with pg_database("push") as dsn:
         db = Database.postgres(dsn, pool_size=writers + 4, max_overflow=0)
         try:
@@ -134,8 +140,8 @@ async def one(store_kind: str, kind: str, writers: int, total: int) -> dict[str,
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=5000, help="pushes per measurement")
-    parser.add_argument("--stores", default="sqlite,postgres", help="comma-separated: sqlite,postgres")
-    parser.add_argument("--writers", default="1,16", help="comma-separated concurrent writer counts")
+    parser.add_argument("--stores", default="sqlite,postgres", help="sqlite,postgres or one")
+    parser.add_argument("--writers", default="1,16", help="concurrent writers, comma-separated")
     parser.add_argument("--kinds", default="added,changed", help="comma-separated: added,changed")
     args = parser.parse_args()
     chosen = stores(args.stores)
@@ -150,7 +156,7 @@ async def main() -> None:
     cmd = command()
     print(f"command: {cmd}")
     print("machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), flush=True)
-    print("store     kind     writers  events/s   seconds  p50 ms  p99 ms")
+    print("store     kind     writers  events/s   seconds  p50 ms  p99 ms  CPU ms/push")
     results: list[dict[str, Any]] = []
     for store_kind in chosen:
         for kind in kinds:
@@ -158,8 +164,9 @@ async def main() -> None:
                 r = await one(store_kind, kind, writers, args.events)
                 results.append({"store": store_kind, "kind": kind, "writers": writers, **r})
                 print(
-                    f"{store_kind:<9} {kind:<8} {writers:>7} {r['events_per_s']:>9,} {r['seconds']:>9.2f}"
-                    f" {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}",
+                    f"{store_kind:<9} {kind:<8} {writers:>7} {r['events_per_s']:>9,}"
+                    f" {r['seconds']:>9.2f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f}"
+                    f" {r['cpu_ms_per_push']:>12.2f}",
                     flush=True,
                 )
     saved = save("push", {"command": cmd, "machine": info, "args": vars(args), "results": results})

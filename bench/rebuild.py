@@ -86,13 +86,16 @@ def plan(users: int, per_user: int, seed: int) -> list[Planned]:
             if seq == per_user and r < 0.10:
                 kind = "user.removed"
             else:
-                r = rng.random()
-                kind = (
-                    "user.changed" if r < 0.5 else "user.email.changed" if r < 0.8 else "user.locked"
-                )
+                kind = follow_up(rng.random())
             planned.append((t, n, seq, kind, seq))
     planned.sort()
     return planned
+
+
+def follow_up(r: float) -> str:
+    if r < 0.5:
+        return "user.changed"
+    return "user.email.changed" if r < 0.8 else "user.locked"
 
 
 def payload(kind: str, n: int, version: int) -> dict[str, str]:
@@ -245,8 +248,12 @@ async def run_sqlite(planned: list[Planned], key: str, bulk_limit: int) -> dict[
         finally:
             await db.dispose()
     finally:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        remove_sqlite(path)
+
+
+def remove_sqlite(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 # -- PostgreSQL ---------------------------------------------------------------------
@@ -451,7 +458,9 @@ async def main() -> None:
             f" {r['fetch_rows_per_s']:>12,} ({r['fetch_ratio']:>4.0%})"
             f" {r['rebuild_events_per_s']:>16,} ({r['ratio']:>4.0%}) {r['rebuild_seconds']:>10.2f}"
         )
-    saved = save("rebuild", {"command": cmd, "machine": info, "args": vars(args), "results": results})
+    saved = save(
+        "rebuild", {"command": cmd, "machine": info, "args": vars(args), "results": results}
+    )
     print(f"saved {saved}")
 
 

@@ -154,7 +154,13 @@ class UsersProjection(Projection):
 
     @handles(UserLocked.TYPE)
     def locked(self, e: StoredEvent):  # type: ignore[no-untyped-def]
-        return [Patch(users_table, self._key(e), {"state": "locked", "changed_at": e.created_at, "sequence": e.sequence})]
+        return [
+            Patch(
+                users_table,
+                self._key(e),
+                {"state": "locked", "changed_at": e.created_at, "sequence": e.sequence},
+            )
+        ]
 
     @handles(UserRemoved.TYPE)
     def removed(self, e: StoredEvent):  # type: ignore[no-untyped-def]

@@ -263,7 +263,8 @@ class TableWriter:
             if kind == "remove":
                 return f"DELETE FROM {table} AS t USING {{source}} AS v WHERE {match}"
             if kind == "put":
-                return f"INSERT INTO {table} ({listed}) SELECT {listed} FROM {{source}} {on_conflict}"
+                rows = f"SELECT {listed} FROM {{source}}"
+                return f"INSERT INTO {table} ({listed}) {rows} {on_conflict}"
             assignments = ", ".join(f"{c} = v.{c}" for c in sets)
             return f"UPDATE {table} AS t SET {assignments} FROM {{source}} AS v WHERE {match}"
         # One row of parameters per execution; ?N is the Nth of `names`.

@@ -3,9 +3,8 @@
 A handler never talks to the database; it returns statements. The live path
 (`apply_statements`) executes them one by one. A rebuild feeds thousands of
 events' statements to a `BatchWriter`, which keeps only each row's net change
-(a put then two patches become one put) and writes them with a few
-multi-row statements: this is what lets a rebuild run near the database's
-copy speed.
+(a put then two patches become one put) and writes them with one bulk
+statement per table and kind of change (see `bulk`).
 
 Keyed statements name one row by its primary key; `*Where` statements touch any
 number of rows and make the batch writer flush what it holds first, so order
@@ -121,9 +120,9 @@ class BatchWriter:
     and kind (see `bulk.TableWriter`): removals, then puts, then patches.
 
     A statement that cannot be folded runs in order instead, after a flush:
-    a `*Where` statement, and a Patch whose key is not exactly the primary
-    key, which changes a key column, names a column the table lacks, or
-    sets a SQL expression.
+    a `*Where` statement; a Put, Patch or Remove that does not name exactly
+    its row's primary key; and a Patch that changes a key column, names a
+    column the table lacks, or sets a SQL expression.
     """
 
     def __init__(self, conn: AsyncConnection) -> None:
@@ -137,17 +136,14 @@ class BatchWriter:
 
     def fold(self, st: Statement) -> bool:
         """Fold a keyed statement into the pending rows; False when it must
-        go through `run_in_order` instead. Raises ValueError for a statement
-        that lacks a primary key column."""
+        go through `run_in_order` instead."""
         # The rebuild's inner loop: once per statement of every event.
         if isinstance(st, Patch):
             return (self._rows.get(st.table) or self._table(st.table)).patch(st.key, st.values)
         if isinstance(st, Put):
-            (self._rows.get(st.table) or self._table(st.table)).put(st.values)
-            return True
+            return (self._rows.get(st.table) or self._table(st.table)).put(st.values)
         if isinstance(st, Remove):
-            (self._rows.get(st.table) or self._table(st.table)).remove(st.key)
-            return True
+            return (self._rows.get(st.table) or self._table(st.table)).remove(st.key)
         return False
 
     async def run_in_order(self, st: Statement) -> None:
@@ -187,25 +183,26 @@ class _PendingRows:
     def __init__(self, writer: TableWriter) -> None:
         self.writer = writer
         self._columns = writer.columns
-        self._patchable = frozenset(writer.columns) - frozenset(writer.key)
-        self._key_length = len(writer.key)
+        self._key_names = frozenset(writer.key)
+        self._patchable = frozenset(writer.columns) - self._key_names
         self._key_of = itemgetter(*writer.key)
         self.changes: dict[Any, tuple[str, dict[str, Any] | None]] = {}
 
-    def put(self, values: Mapping[str, Any]) -> None:
+    def put(self, values: Mapping[str, Any]) -> bool:
+        if not self._key_names <= values.keys():
+            return False
         row = dict.fromkeys(self._columns)
         row.update(values)
-        self.changes[self._key(row)] = (_PUT, row)
+        self.changes[self._key_of(row)] = (_PUT, row)
+        return True
 
     def patch(self, key: Mapping[str, Any], values: Mapping[str, Any]) -> bool:
-        """Fold the patch; False unless it is keyed by the primary key alone and
-        sets only existing non-key columns to plain values."""
-        if len(key) != self._key_length or not values.keys() <= self._patchable:
+        if key.keys() != self._key_names or not values.keys() <= self._patchable:
             return False
         for value in values.values():
             if isinstance(value, ClauseElement):
                 return False
-        row_key = self._key(key)
+        row_key = self._key_of(key)
         held = self.changes.get(row_key)
         if held is None:
             self.changes[row_key] = (_PATCH, dict(values))
@@ -214,16 +211,11 @@ class _PendingRows:
         # a patch of a removed row stays a removal
         return True
 
-    def remove(self, key: Mapping[str, Any]) -> None:
-        self.changes[self._key(key)] = (_REMOVE, None)
-
-    def _key(self, values: Mapping[str, Any]) -> Any:
-        try:
-            return self._key_of(values)
-        except KeyError as exc:
-            raise ValueError(
-                f"{self.writer.table.name}: the statement lacks primary key column {exc}"
-            ) from None
+    def remove(self, key: Mapping[str, Any]) -> bool:
+        if key.keys() != self._key_names:
+            return False
+        self.changes[self._key_of(key)] = (_REMOVE, None)
+        return True
 
     def take(
         self,
@@ -249,7 +241,7 @@ class _PendingRows:
                     group = patches[names] = ([], [])
                 group[0].append(key)
                 group[1].append(values)  # type: ignore[arg-type]
-        if self._key_length == 1:
+        if len(self._key_names) == 1:
             removes = [(key,) for key in removes]
             for group in patches.values():
                 group[0][:] = [(key,) for key in group[0]]

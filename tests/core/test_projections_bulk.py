@@ -92,6 +92,9 @@ def random_statements(rng: random.Random, table: Table) -> list[Statement]:
             statements.append(Remove(table, key))
         if i % 97 == 0:
             statements.append(Put(table, {**key, "label": f"partial {i}"}))  # the rest NULL
+        if i % 53 == 0:  # keyed by other columns than the primary key: run in order
+            statements.append(Patch(table, {"label": "x"}, {"enabled": True}))
+            statements.append(Remove(table, {"label": "it's", "enabled": False}))
     return statements
 
 
