@@ -26,7 +26,7 @@ import click
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from donjon.core.config import load_settings
-from donjon.core.database import sqlite_busy
+from donjon.core.database import cancel_at_next_transaction, cancel_pending, sqlite_busy
 from donjon.core.errors import DonjonError, MasterKeyError, PluginError
 from donjon.core.keys import read_masterkey
 from donjon.core.logs import configure_logging
@@ -76,6 +76,7 @@ def run(main: Callable[[], Awaitable[T]], *, on_signal: Callable[[str], None] | 
     cancelled work can record why it stopped (SIGKILL still ends the process).
     """
     received: list[int] = []
+    asked_boundary = [False]
 
     async def wrapper() -> T:
         task = asyncio.current_task()
@@ -93,14 +94,24 @@ def run(main: Callable[[], Awaitable[T]], *, on_signal: Callable[[str], None] | 
             deliver(time.monotonic() + CANCEL_WAIT)
 
         def deliver(give_up_at: float) -> None:
-            # On SQLite, cancel between transactions, never inside a driver
-            # call (see donjon.core.database.sqlite_busy); a step's
-            # transactions are short, and after CANCEL_WAIT it is cancelled anyway.
-            if sqlite_busy() and time.monotonic() < give_up_at:
-                loop.call_later(0.005, deliver, give_up_at)
-                return
+            # On SQLite, stop at the next transaction, never inside a driver
+            # call (see donjon.core.database); if no transaction starts within
+            # CANCEL_WAIT, cancel anyway.
             assert task is not None
-            task.cancel()
+            if task.done():
+                return
+            if not asked_boundary[0]:
+                if not sqlite_busy():
+                    task.cancel()
+                    return
+                asked_boundary[0] = True
+                cancel_at_next_transaction()
+            if not cancel_pending():
+                return  # a transaction boundary raised CancelledError
+            if time.monotonic() >= give_up_at:
+                task.cancel()
+                return
+            loop.call_later(0.05, deliver, give_up_at)
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, cancel, signum)

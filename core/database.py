@@ -134,20 +134,25 @@ class Database:
         await self.engine.dispose()
 
 
-# SQLite transactions open in this process. aiosqlite runs each connection on a
-# thread; cancelling a task in the middle of one of its calls leaves that
-# connection unusable and the next write waiting on its lock (seen as a hung
-# `donjon setup` after SIGTERM). Signal handlers therefore cancel only when no
-# SQLite transaction is open (`sqlite_busy`); see donjon.core.cli.run.
+# aiosqlite runs each connection on a thread; cancelling a task in the middle
+# of one of its calls leaves that connection unusable and the next write
+# waiting on its lock (seen as a hung `donjon setup` after SIGTERM). So a
+# signal does not cancel SQLite work mid-call: when a SQLite transaction is
+# open, `cancel_at_next_transaction()` makes the next transaction to start
+# raise CancelledError instead (see donjon.core.cli.run).
 _sqlite_in_flight = 0
+_cancel_requested = False
 
 
 @asynccontextmanager
 async def _in_flight(db: Database) -> AsyncIterator[None]:
-    global _sqlite_in_flight
+    global _sqlite_in_flight, _cancel_requested
     if db.dialect != "sqlite":
         yield
         return
+    if _cancel_requested:
+        _cancel_requested = False
+        raise asyncio.CancelledError("cancelled at a transaction boundary")
     _sqlite_in_flight += 1
     try:
         yield
@@ -156,8 +161,20 @@ async def _in_flight(db: Database) -> AsyncIterator[None]:
 
 
 def sqlite_busy() -> bool:
-    """Whether a SQLite transaction of this process is open (cancel it later)."""
+    """Whether a SQLite transaction of this process is open."""
     return _sqlite_in_flight > 0
+
+
+def cancel_pending() -> bool:
+    """Whether `cancel_at_next_transaction` waits for its transaction still."""
+    return _cancel_requested
+
+
+def cancel_at_next_transaction() -> None:
+    """Make the next SQLite transaction of this process raise CancelledError
+    before it touches the database (once)."""
+    global _cancel_requested
+    _cancel_requested = True
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
