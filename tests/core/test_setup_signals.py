@@ -178,8 +178,6 @@ def assert_like_an_uninterrupted_run(seeded: SeededStore, database: dict[str, An
 def test_a_signal_records_the_running_step_failed_exits_128_plus_it_and_the_rerun_completes_it(
     seeded: SeededStore, tmp_path: Path, signum: signal.Signals
 ) -> None:
-    if signum == signal.SIGINT and seeded.kind == "postgres":
-        pytest.skip("SIGINT takes SIGTERM's path; once on SQLite is enough")
     database = seeded.copy(tmp_path)
     setup = start_setup(tmp_path, database, "interrupted")
     try:
