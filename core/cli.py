@@ -38,16 +38,22 @@ log = logging.getLogger("donjon")
 T = TypeVar("T")
 
 config_option = click.option(
-    "--config", "configs", multiple=True, type=click.Path(dir_okay=False),
+    "--config",
+    "configs",
+    multiple=True,
+    type=click.Path(dir_okay=False),
     help="A YAML file overriding defaults.yaml; repeatable, later files win.",
 )
 masterkey_options = [
     click.option(
-        "--masterkey", envvar=None,
+        "--masterkey",
+        envvar=None,
         help="The 32-byte master key (wins over --masterkeyFile and DONJON_MASTERKEY).",
     ),
     click.option(
-        "--masterkeyFile", "masterkey_file", type=click.Path(dir_okay=False),
+        "--masterkeyFile",
+        "masterkey_file",
+        type=click.Path(dir_okay=False),
         help="A file holding the master key (one trailing newline is ignored).",
     ),
 ]
@@ -359,7 +365,8 @@ def setup(
 @setup.command("cleanup")
 @config_option
 @click.option(
-    "--force", is_flag=True,
+    "--force",
+    is_flag=True,
     help="Also steps whose lease is live: their process stops them at its next heartbeat.",
 )
 @click.pass_context
@@ -421,7 +428,9 @@ def _start_command(name: str, *, do_init: bool, do_setup: bool, doc: str) -> cli
 
 
 _start_command(
-    "start", do_init=False, do_setup=False,
+    "start",
+    do_init=False,
+    do_setup=False,
     doc="Serve on Port. /debug/ready answers 412 until setup has completed.",
 )
 _start_command("start-from-setup", do_init=False, do_setup=True, doc="Run setup, then serve.")
@@ -460,7 +469,13 @@ def projections_list(configs: tuple[str, ...]) -> None:
     table = Table("name", "kind", "version", "status", "position", "lag", "parked")
     for r in rows:
         table.add_row(
-            r["name"], r["kind"], str(r["version"]), r["status"], str(r["position"]), str(r["lag"]), str(r["parked"])
+            r["name"],
+            r["kind"],
+            str(r["version"]),
+            r["status"],
+            str(r["position"]),
+            str(r["lag"]),
+            str(r["parked"]),
         )
     Console().print(table)
 
@@ -491,11 +506,17 @@ def projections_failures(name: str | None, configs: tuple[str, ...]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("projection", "position", "event type", "failures", "state", "last failed", "error")
+    table = Table(
+        "projection", "position", "event type", "failures", "state", "last failed", "error"
+    )
     for r in rows:
         table.add_row(
-            r["projection"], str(r["position"]), r["event_type"], str(r["failure_count"]),
-            "parked" if r["parked"] else "retrying", r["last_failed"].isoformat(timespec="seconds"),
+            r["projection"],
+            str(r["position"]),
+            r["event_type"],
+            str(r["failure_count"]),
+            "parked" if r["parked"] else "retrying",
+            r["last_failed"].isoformat(timespec="seconds"),
             r["error"],
         )
     Console(width=160).print(table)
@@ -504,12 +525,22 @@ def projections_failures(name: str | None, configs: tuple[str, ...]) -> None:
 @projections.command("rebuild")
 @click.argument("names", nargs=-1)
 @click.option("--all", "rebuild_all", is_flag=True, help="Rebuild every projection.")
-@click.option("--restart", is_flag=True, help="Start over instead of resuming an interrupted rebuild.")
+@click.option(
+    "--restart", is_flag=True, help="Start over instead of resuming an interrupted rebuild."
+)
 @config_option
 @fail_cleanly
-def projections_rebuild(names: tuple[str, ...], rebuild_all: bool, restart: bool, configs: tuple[str, ...]) -> None:
+def projections_rebuild(
+    names: tuple[str, ...], rebuild_all: bool, restart: bool, configs: tuple[str, ...]
+) -> None:
     """Rebuild projections from the event store, with a progress bar; resumable."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     from donjon.core.projections.rebuild import rebuild
 
@@ -519,13 +550,18 @@ def projections_rebuild(names: tuple[str, ...], rebuild_all: bool, restart: bool
     known = {p.name: p for p in runtime.projections}
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise click.UsageError(f"unknown projection {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        raise click.UsageError(
+            f"unknown projection {unknown[0]!r} (known: {', '.join(sorted(known))})"
+        )
     chosen = list(known.values()) if rebuild_all else [known[n] for n in names]
 
     async def main() -> None:
         try:
             with Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn()
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
             ) as bar:
                 for projection in chosen:
                     task = bar.add_task(projection.name, total=None)
@@ -534,9 +570,12 @@ def projections_rebuild(names: tuple[str, ...], rebuild_all: bool, restart: bool
                         bar.update(task, completed=done, total=total)
 
                     result = await rebuild(
-                        runtime.db, runtime.store, projection,
+                        runtime.db,
+                        runtime.store,
+                        projection,
                         bulk_limit=runtime.settings.Projections.rebuild_bulk_limit(projection.name),
-                        restart=restart, progress=report,
+                        restart=restart,
+                        progress=report,
                     )
                     bar.console.print(f"{projection.name}: {result.events} events replayed")
         finally:

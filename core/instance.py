@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from sqlalchemy import Boolean, Column, Integer, Table, Text, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from donjon.core.events import AddUnique, Aggregate, AggregateChanges, Event, RemoveUnique, StoredEvent
+from donjon.core.events import (
+    AddUnique,
+    Aggregate,
+    AggregateChanges,
+    Event,
+    RemoveUnique,
+    StoredEvent,
+)
 from donjon.core.eventstore.schema import UTCDateTime
 from donjon.core.projections.base import Projection, handles, projection_metadata
 from donjon.core.projections.statements import Patch, Put, Remove, RemoveWhere
@@ -155,7 +162,9 @@ class InstancesProjection(Projection):
         from donjon.core.projections.statements import PatchWhere
 
         return [
-            PatchWhere(instance_domains_table, {"instance_id": e.aggregate_id}, {"is_primary": False}),
+            PatchWhere(
+                instance_domains_table, {"instance_id": e.aggregate_id}, {"is_primary": False}
+            ),
             Patch(instance_domains_table, {"domain": e.payload["domain"]}, {"is_primary": True}),
         ]
 
@@ -181,7 +190,9 @@ def add_instance(
     )
 
 
-def add_domain(instance_id: str, domain: str, expected_sequence: int | None = None) -> AggregateChanges:
+def add_domain(
+    instance_id: str, domain: str, expected_sequence: int | None = None
+) -> AggregateChanges:
     return AggregateChanges(
         Aggregate(AGGREGATE, instance_id, instance_id, instance_id),
         [InstanceDomainAdded(domain=domain.lower())],
@@ -201,7 +212,9 @@ def remove_domain(instance_id: str, domain: str) -> AggregateChanges:
 async def instance_by_domain(conn: AsyncConnection, domain: str) -> str | None:
     row = (
         await conn.execute(
-            select(instance_domains_table.c.instance_id).where(instance_domains_table.c.domain == domain.lower())
+            select(instance_domains_table.c.instance_id).where(
+                instance_domains_table.c.domain == domain.lower()
+            )
         )
     ).first()
     return row[0] if row else None

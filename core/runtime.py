@@ -14,7 +14,13 @@ from donjon.core.http.instances import InstanceDirectory
 from donjon.core.http.readiness import Readiness
 from donjon.core.keys import KeyStore
 from donjon.core.metrics import Metrics
-from donjon.core.plugins import DonjonPluginManager, collect, get_plugin_manager, notify, plugin_settings
+from donjon.core.plugins import (
+    DonjonPluginManager,
+    collect,
+    get_plugin_manager,
+    notify,
+    plugin_settings,
+)
 from donjon.core.projections.base import Projection
 from donjon.core.projections.inline import InlineProjections
 from donjon.core.projections.runner import ProjectionRunner
@@ -40,12 +46,19 @@ class Runtime:
     readiness: Readiness = field(init=False)
 
     def __post_init__(self) -> None:
-        self.runner = ProjectionRunner(self.db, self.store, self.projections, self.settings.Projections)
+        self.runner = ProjectionRunner(
+            self.db, self.store, self.projections, self.settings.Projections
+        )
         self.instances = InstanceDirectory(self.db)
         self.metrics = Metrics()
         self.readiness = Readiness(self)
         self.store.inline_handlers.append(InlineProjections(self.projections))
-        for listener in (self.runner.notify, self.instances.observe, self.metrics.observe_push, self._announce):
+        for listener in (
+            self.runner.notify,
+            self.instances.observe,
+            self.metrics.observe_push,
+            self._announce,
+        ):
             self.store.listeners.append(listener)
 
     def _announce(self, events: list[StoredEvent]) -> None:
@@ -60,7 +73,10 @@ class Runtime:
     def migrations(self) -> list[Migration]:
         from donjon.core.setup.steps import core_migrations
 
-        return [*core_migrations(self), *collect(self.pm.hook.register_migrations, settings=self.settings)]
+        return [
+            *core_migrations(self),
+            *collect(self.pm.hook.register_migrations, settings=self.settings),
+        ]
 
     async def close(self) -> None:
         await self.db.dispose()

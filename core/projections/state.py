@@ -154,7 +154,9 @@ async def failure_counts(conn: AsyncConnection) -> dict[str, int]:
     return {name: count for name, count in rows}
 
 
-async def list_failures(conn: AsyncConnection, projection: str | None = None) -> list[dict[str, Any]]:
+async def list_failures(
+    conn: AsyncConnection, projection: str | None = None
+) -> list[dict[str, Any]]:
     """Failed and parked events, newest failure first (`donjon projections failures`)."""
     stmt = select(projection_failures).order_by(projection_failures.c.last_failed.desc())
     if projection is not None:

@@ -125,12 +125,14 @@ def test_projections_rebuild_needs_names_or_all(tmp_path: Path) -> None:
     assert unknown.exit_code == 2 and "unknown projection 'nope'" in unknown.output
 
 
-async def test_projections_failures_lists_parked_and_retrying_events(store_with_instances: Any) -> None:
+async def test_projections_failures_lists_parked_and_retrying_events(
+    store_with_instances: Any,
+) -> None:
     from donjon.core.projections.state import record_failure
 
     config, runtime = store_with_instances
     assert "no failed events" in donjon("projections", "failures", config=config).stdout
-    [first, second] = (await runtime.store.query(EventQuery(limit=2)))
+    [first, second] = await runtime.store.query(EventQuery(limit=2))
     async with runtime.db.write() as conn:
         await record_failure(conn, "instances", first, "ValueError: bad payload", 1)
         await record_failure(conn, "instances", second, "KeyError: 'name'", 3)

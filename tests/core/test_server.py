@@ -333,7 +333,9 @@ async def test_json_log_format_writes_one_object_per_line_with_the_request_id(
     assert not [e for e in entries if e["logger"].startswith("donjon") and "secret" in str(e)]
 
 
-async def test_a_write_on_an_outdated_process_gets_503_to_retry_elsewhere(sqlite_client: httpx.AsyncClient) -> None:
+async def test_a_write_on_an_outdated_process_gets_503_to_retry_elsewhere(
+    sqlite_client: httpx.AsyncClient,
+) -> None:
     response = await sqlite_client.get("/test/outdated")
     assert response.status_code == 503
     assert response.headers["retry-after"] == "5"

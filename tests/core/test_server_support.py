@@ -23,10 +23,10 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from donjon.core import hookimpl
 from donjon.core.errors import UniqueConstraintError
-from donjon.core.projections.inline import ProjectionVersionError
 from donjon.core.events import StoredEvent
 from donjon.core.plugins import DonjonPluginManager, PluginInfo, get_plugin_manager
 from donjon.core.projections.base import Projection, handles
+from donjon.core.projections.inline import ProjectionVersionError
 from donjon.core.projections.statements import Statement
 from donjon.core.settings import Settings
 

@@ -343,7 +343,9 @@ async def test_a_failing_step_makes_donjon_setup_exit_1_and_the_next_setup_runs_
     assert [t for t, _ in step_events(database, "setuptest.flaky")][-1] == "system.migration.done"
 
 
-async def test_projection_step_taken_over_after_its_rebuild_finished_replays_nothing(runtime) -> None:
+async def test_projection_step_taken_over_after_its_rebuild_finished_replays_nothing(
+    runtime,
+) -> None:
     """A process killed between the rebuild's last batch and `done` leaves the
     step started; the process that takes it over must not start the rebuild over."""
     from donjon.core.setup.migrations import StepContext
