@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import time
 from pathlib import Path
@@ -121,7 +122,7 @@ def remove_sqlite(path: Path) -> None:
 async def one(store_kind: str, kind: str, writers: int, total: int) -> dict[str, Any]:
     if store_kind == "sqlite":
         DATA.mkdir(parents=True, exist_ok=True)
-        path = DATA / f"push-run-{kind}-{writers}.db"
+        path = DATA / f"push-run-{kind}-{writers}-{os.getpid()}.db"
         remove_sqlite(path)
         db = Database.sqlite(path)
         try:

@@ -34,6 +34,7 @@ import argparse
 import asyncio
 import cProfile
 import gc
+import os
 import random
 import shutil
 import sqlite3
@@ -230,7 +231,8 @@ def sqlite_fetch(path: Path, total: int, window: int) -> float:
 async def run_sqlite(planned: list[Planned], key: str, bulk_limit: int) -> dict[str, Any]:
     started = time.perf_counter()
     cached = sqlite_history(planned, key)
-    path = DATA / f"rebuild-run-{key}.db"
+    path = DATA / f"rebuild-run-{key}-{os.getpid()}.db"
+    remove_sqlite(path)
     shutil.copyfile(cached, path)
     print(f"  history ready in {time.perf_counter() - started:.1f}s ({cached.name})", flush=True)
     try:
