@@ -190,7 +190,9 @@ def _cyclic_gc_paused() -> Iterator[None]:
         gc.enable()
 
 
-async def _write_batch(conn: AsyncConnection, projection: Projection, batch: list[StoredEvent]) -> None:
+async def _write_batch(
+    conn: AsyncConnection, projection: Projection, batch: list[StoredEvent]
+) -> None:
     """Fold the batch's statements per row and write the result in bulk; if
     that fails, replay the events one by one and park those that fail."""
     try:

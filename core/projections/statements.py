@@ -100,11 +100,13 @@ async def apply_statements(conn: AsyncConnection, statements: Iterable[Statement
         if isinstance(st, Put):
             await conn.execute(_upsert(dialect, st.table), [_full_row(st.table, st.values)])
         elif isinstance(st, Patch):
-            await conn.execute(update(st.table).where(_where(st.table, st.key)).values(dict(st.values)))
+            where = _where(st.table, st.key)
+            await conn.execute(update(st.table).where(where).values(dict(st.values)))
         elif isinstance(st, Remove):
             await conn.execute(delete(st.table).where(_where(st.table, st.key)))
         elif isinstance(st, PatchWhere):
-            await conn.execute(update(st.table).where(_where(st.table, st.where)).values(dict(st.values)))
+            where = _where(st.table, st.where)
+            await conn.execute(update(st.table).where(where).values(dict(st.values)))
         elif isinstance(st, RemoveWhere):
             await conn.execute(delete(st.table).where(_where(st.table, st.where)))
         else:
