@@ -123,8 +123,8 @@ class BatchWriter:
 
     A statement that cannot be folded runs in order instead, after a flush:
     a `*Where` statement; a Put, Patch or Remove that does not name exactly
-    its row's primary key; and a Patch that changes a key column, names a
-    column the table lacks, or sets a SQL expression.
+    its row's primary key; and a Patch that sets nothing, changes a key
+    column, names a column the table lacks, or sets a SQL expression.
     """
 
     def __init__(self, conn: AsyncConnection) -> None:
@@ -199,7 +199,7 @@ class _PendingRows:
         return True
 
     def patch(self, key: Mapping[str, Any], values: Mapping[str, Any]) -> bool:
-        if key.keys() != self._key_names or not values.keys() <= self._patchable:
+        if not values or key.keys() != self._key_names or not values.keys() <= self._patchable:
             return False
         for value in values.values():
             if isinstance(value, ClauseElement):
