@@ -27,7 +27,7 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.response import Response
 
-from donjon.core.errors import ConcurrencyError, UniqueConstraintError
+from donjon.core.errors import ConcurrencyError, PluginError, UniqueConstraintError
 from donjon.core.http.debug import debug_routes
 from donjon.core.http.edge import Edge, logged_path
 from donjon.core.logs import request_id
@@ -47,6 +47,7 @@ def create_app(runtime: Runtime, *, run_projections: bool = True) -> Edge:
     """
     routes = [
         *debug_routes(runtime),
+        *api_routes(runtime),
         *collect(runtime.pm.hook.register_routes, settings=runtime.settings),
     ]
     runner: list[asyncio.Task[None]] = []
@@ -103,6 +104,22 @@ def create_app(runtime: Runtime, *, run_projections: bool = True) -> Edge:
         openapi_config=None,
     )
     return Edge(app, runtime)
+
+
+def api_routes(runtime: Runtime) -> list[Any]:
+    """The routes of every management API service the plugins register."""
+    from donjon.core.api.openapi import openapi_route
+
+    services = collect(runtime.pm.hook.register_api_services, settings=runtime.settings)
+    seen: set[str] = set()
+    routes: list[Any] = []
+    for service in services:
+        for rpc in service.rpcs.values():
+            if rpc.path in seen:
+                raise PluginError(f"management API method {rpc.path} is served twice")
+            seen.add(rpc.path)
+        routes += service.routes()
+    return [*routes, openapi_route(services)]
 
 
 def _report_runner_end(task: asyncio.Task[None]) -> None:

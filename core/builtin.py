@@ -1,4 +1,4 @@
-"""The core plugin: the instance aggregate, setup records and their projections.
+"""The core plugin: the instance and identity model, setup records, the management API.
 
 It is registered like any other plugin (name `core`, essential: it cannot be
 disabled).
@@ -11,24 +11,55 @@ from typing import TYPE_CHECKING
 
 from donjon.core import hookimpl, instance
 from donjon.core.events import Event
+from donjon.core.identity import members, orgs, users
 from donjon.core.projections.base import Projection
 from donjon.core.setup import migrations
 
 if TYPE_CHECKING:
+    from donjon.core.api.auth import Principal
+    from donjon.core.api.connect import Service
     from donjon.core.runtime import Runtime
 
 
 @hookimpl
 def register_event_types() -> list[type[Event]]:
-    return [*instance.EVENT_TYPES, *migrations.EVENT_TYPES]
+    return [
+        *instance.EVENT_TYPES,
+        *migrations.EVENT_TYPES,
+        *orgs.EVENT_TYPES,
+        *users.EVENT_TYPES,
+        *members.EVENT_TYPES,
+    ]
 
 
 @hookimpl
 def register_projections() -> list[Projection]:
-    return [instance.InstancesProjection()]
+    return [
+        instance.InstancesProjection(),
+        orgs.OrgsProjection(),
+        users.UsersProjection(),
+        members.MembersProjection(),
+    ]
+
+
+@hookimpl
+def register_api_services() -> list[Service]:
+    from donjon.core.api import org_service
+
+    return [org_service.service]
 
 
 @hookimpl(trylast=True)
 def resolve_instance(host: str, runtime: Runtime) -> Awaitable[str | None]:
     """The instance one of whose domains is the request's host (asked last)."""
     return runtime.instances.by_host(host)
+
+
+@hookimpl(trylast=True)
+def resolve_principal(
+    token: str, instance_id: str, runtime: Runtime
+) -> Awaitable[Principal | None]:
+    """The user of a personal access token (asked last)."""
+    from donjon.core.api.auth import principal_from_pat
+
+    return principal_from_pat(runtime, instance_id, token)

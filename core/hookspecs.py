@@ -27,6 +27,8 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
+    from donjon.core.api.auth import Principal
+    from donjon.core.api.connect import Service
     from donjon.core.events import Event, StoredEvent
     from donjon.core.plugins import SettingsSection
     from donjon.core.projections.base import Projection
@@ -117,6 +119,22 @@ def register_routes(settings: Settings) -> list[Any]:
 
 
 @hookspec
+def register_api_services(settings: Settings) -> list[Service]:
+    """Return the management API services (Connect JSON) this plugin serves.
+
+    Called once when the HTTP app is built (`donjon start`). Each method of
+    each service is served at `POST /<service name>/<method>` (ZITADEL's
+    Connect paths, such as `/zitadel.user.v2.UserService/GetUserByID`) and
+    listed in the OpenAPI document at `/openapi/management.json`. Methods
+    are authenticated (see `resolve_principal`) unless declared otherwise.
+    A method path served twice fails the start.
+
+    :param settings: the loaded configuration.
+    :return: a list of `donjon.core.api.connect.Service`.
+    """
+
+
+@hookspec
 def register_commands() -> list[click.Command]:
     """Return click commands to add to the `donjon` command line.
 
@@ -193,4 +211,23 @@ def resolve_instance(host: str, headers: dict[str, str], runtime: Runtime) -> st
     :param headers: the request headers, names lower-cased.
     :param runtime: the process's runtime.
     :return: an instance id, or None to let the next implementation decide.
+    """
+
+
+@hookspec(firstresult=True)
+def resolve_principal(token: str, instance_id: str, runtime: Runtime) -> Principal | None:
+    """Say who a bearer token belongs to, for the management API.
+
+    Called for every authenticated management API call with the token of its
+    `Authorization: Bearer` header. The core answers last (`trylast`) for
+    personal access tokens; the OIDC plugin answers for its access tokens.
+    firstresult: the first implementation that returns something other than
+    None wins; when none does, the call fails `unauthenticated` (401).
+    An implementation must only accept tokens issued in `instance_id`.
+
+    :param token: the bearer token, as sent.
+    :param instance_id: the instance the request addresses.
+    :param runtime: the process's runtime.
+    :return: a `donjon.core.api.auth.Principal` (the user, its org and
+        instance), or None to let the next implementation decide.
     """

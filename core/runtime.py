@@ -12,6 +12,7 @@ from donjon.core.events import EventRegistry, StoredEvent
 from donjon.core.eventstore.store import EventStore
 from donjon.core.http.instances import InstanceDirectory
 from donjon.core.http.readiness import Readiness
+from donjon.core.identity.passwords import PasswordHasher
 from donjon.core.keys import KeyStore
 from donjon.core.metrics import Metrics
 from donjon.core.plugins import (
@@ -44,6 +45,7 @@ class Runtime:
     instances: InstanceDirectory = field(init=False)
     metrics: Metrics = field(init=False)
     readiness: Readiness = field(init=False)
+    passwords: PasswordHasher = field(init=False)
 
     def __post_init__(self) -> None:
         self.runner = ProjectionRunner(
@@ -52,6 +54,7 @@ class Runtime:
         self.instances = InstanceDirectory(self.db)
         self.metrics = Metrics()
         self.readiness = Readiness(self)
+        self.passwords = PasswordHasher(self.settings.SystemDefaults.PasswordHasher.Hasher)
         self.store.inline_handlers.append(InlineProjections(self.projections))
         for listener in (
             self.runner.notify,

@@ -184,8 +184,46 @@ class SetupSettings:
 
 
 @dataclass
+class FirstInstanceHuman:
+    UserName: str
+    FirstName: str
+    LastName: str
+    Email: str
+    Password: str
+    PasswordChangeRequired: bool
+
+    def __post_init__(self) -> None:
+        if not self.UserName.strip():
+            raise InvalidSetting("UserName", "a user name", self.UserName)
+        if self.Email and "@" not in self.Email:
+            raise InvalidSetting("Email", "an email address such as admin@example.com", self.Email)
+        if not self.Password:
+            raise InvalidSetting("Password", "the first administrator's password", self.Password)
+
+
+@dataclass
+class FirstInstanceMachineUser:
+    Username: str
+    Name: str
+
+
+@dataclass
+class FirstInstancePat:
+    Path: str
+    ExpirationDate: str
+
+
+@dataclass
+class FirstInstanceMachine:
+    Machine: FirstInstanceMachineUser
+    Pat: FirstInstancePat
+
+
+@dataclass
 class FirstInstanceOrg:
     Name: str
+    Human: FirstInstanceHuman
+    Machine: FirstInstanceMachine
 
 
 @dataclass
@@ -193,6 +231,31 @@ class FirstInstanceSettings:
     InstanceName: str
     DefaultLanguage: str
     Org: FirstInstanceOrg
+
+
+@dataclass
+class PasswordHashSettings:
+    Algorithm: Literal["argon2id"]
+    Time: int
+    Memory: int
+    Threads: int
+    MaxConcurrent: int
+
+    def __post_init__(self) -> None:
+        _at_least(self, "Time", 1)
+        _at_least(self, "Memory", 8 * self.Threads if self.Threads > 0 else 8)
+        _at_least(self, "Threads", 1)
+        _at_least(self, "MaxConcurrent", 1)
+
+
+@dataclass
+class PasswordHasherSettings:
+    Hasher: PasswordHashSettings
+
+
+@dataclass
+class SystemDefaultsSettings:
+    PasswordHasher: PasswordHasherSettings
 
 
 @dataclass
@@ -214,6 +277,7 @@ class Settings:
     Projections: ProjectionSettings
     Setup: SetupSettings
     FirstInstance: FirstInstanceSettings
+    SystemDefaults: SystemDefaultsSettings
     Metrics: MetricsSettings
     # Raw per-plugin sections; each plugin's own keys are checked against the
     # schema it registers (see donjon.core.plugins).

@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from donjon.core import ids
-from donjon.core.instance import add_domain, add_instance, instance_domains_table, list_instances
+from donjon.core.instance import add_domain, instance_domains_table, list_instances
 from donjon.core.projections.base import Projection
 from donjon.core.projections.rebuild import needs_rebuild, rebuild
 from donjon.core.projections.state import get_state
+from donjon.core.setup.first_instance import create_first_instance
 from donjon.core.setup.migrations import Migration, StepContext
 
 if TYPE_CHECKING:
@@ -49,26 +49,6 @@ def projection_step(projection: Projection) -> Migration:
     )
 
 
-async def _first_instance(ctx: StepContext) -> dict[str, Any]:
-    runtime = ctx.runtime
-    async with runtime.db.read() as conn:
-        existing = await list_instances(conn)
-    if existing:
-        return {"instance_id": existing[0]["id"], "created": False}
-    first = runtime.settings.FirstInstance
-    instance_id = ids.new_id()
-    await runtime.store.push(
-        add_instance(
-            instance_id,
-            first.InstanceName,
-            [runtime.settings.ExternalDomain],
-            first.DefaultLanguage,
-        ),
-        creator=CREATOR,
-    )
-    return {"instance_id": instance_id, "created": True}
-
-
 async def _external_domain_missing(runtime: Runtime) -> bool:
     async with runtime.db.read() as conn:
         instances = await list_instances(conn)
@@ -104,8 +84,8 @@ def core_migrations(runtime: Runtime) -> list[Migration]:
         *(projection_step(p) for p in inline),
         Migration(
             "first_instance",
-            _first_instance,
-            description="create the first instance from FirstInstance",
+            create_first_instance,
+            description="create the first instance, its org and administrators from FirstInstance",
         ),
         Migration(
             "external_domain",

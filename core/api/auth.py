@@ -1,0 +1,145 @@
+"""Who calls the management API, and what they may do.
+
+`Authorization: Bearer <token>` names the caller. The token is offered to
+the `resolve_principal` hook: the core answers last, for personal access
+tokens (a SHA-256 lookup); the OIDC plugin answers for its access tokens. A
+token that nobody recognises, that expired, or whose user is not active, is
+`unauthenticated` (401).
+
+Permissions come from memberships (see `donjon.core.identity.members`): an
+instance membership grants on the whole instance, an org membership on that
+org's resources, a project membership on that project. A call without the
+permission is `permission_denied` (403); a resource in another instance is
+never found at all, because every read is scoped to the call's instance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from donjon.core.api.connect import Call, ConnectError
+from donjon.core.identity import secrets
+from donjon.core.identity.members import INSTANCE, ORG, PROJECT, grants, memberships_of
+from donjon.core.identity.users import (
+    ACTIVE,
+    INITIAL,
+    personal_access_tokens_table,
+    users_table,
+)
+from donjon.core.plugins import first_result
+
+if TYPE_CHECKING:
+    from donjon.core.runtime import Runtime
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller: a user of the instance, and its org."""
+
+    user_id: str
+    org_id: str
+    instance_id: str
+    # How the caller proved who it is: pat, access_token, session, ...
+    method: str = "pat"
+    # Scopes the token carries (OAuth access tokens); empty for PATs.
+    scopes: tuple[str, ...] = ()
+
+
+def bearer_token(headers: dict[str, str]) -> str | None:
+    value = headers.get("authorization", "")
+    scheme, _, token = value.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def authenticate(
+    runtime: Runtime, instance_id: str, headers: dict[str, str], required: bool = True
+) -> Principal | None:
+    token = bearer_token(headers)
+    if token is None:
+        if not required:
+            return None
+        raise ConnectError(
+            "unauthenticated", "send a personal access token or an access token as Bearer"
+        )
+    principal = await first_result(
+        runtime.pm.hook.resolve_principal, token=token, instance_id=instance_id, runtime=runtime
+    )
+    if principal is None:
+        raise ConnectError("unauthenticated", "the token is invalid or expired")
+    return principal
+
+
+async def principal_from_pat(runtime: Runtime, instance_id: str, token: str) -> Principal | None:
+    """The user a personal access token of this instance belongs to, if it is valid."""
+    pats, users = personal_access_tokens_table, users_table
+    async with runtime.db.read() as conn:
+        row = (
+            await conn.execute(
+                select(pats.c.user_id, pats.c.expiration, users.c.resource_owner, users.c.state)
+                .join(
+                    users,
+                    (users.c.instance_id == pats.c.instance_id) & (users.c.id == pats.c.user_id),
+                )
+                .where(pats.c.instance_id == instance_id, pats.c.digest == secrets.digest(token))
+            )
+        ).first()
+    if row is None or row.state not in (ACTIVE, INITIAL):
+        return None
+    if row.expiration is not None and row.expiration <= datetime.now(UTC):
+        return None
+    return Principal(row.user_id, row.resource_owner, instance_id, "pat")
+
+
+async def _memberships(call: Call):  # type: ignore[no-untyped-def]
+    if call.memberships is None:
+        if call.principal is None:
+            call.memberships = []
+        else:
+            async with call.runtime.db.read() as conn:
+                call.memberships = await memberships_of(
+                    conn, call.instance_id, call.principal.user_id
+                )
+    return call.memberships
+
+
+async def check_permission(
+    call: Call, permission: str, *, org_id: str | None = None, project_id: str | None = None
+) -> None:
+    for m in await _memberships(call):
+        if not any(grants(role, permission) for role in m.roles):
+            continue
+        if m.scope == INSTANCE:
+            return
+        if m.scope == ORG and org_id is not None and m.resource_id == org_id:
+            return
+        if m.scope == PROJECT and project_id is not None and m.resource_id == project_id:
+            return
+    raise ConnectError("permission_denied", f"missing permission {permission} (Errors.AuthZ.NoPermission)")
+
+
+async def orgs_with_permission(call: Call, permission: str) -> set[str] | None:
+    """The orgs on which the caller holds `permission`; None when it holds it instance-wide."""
+    orgs: set[str] = set()
+    for m in await _memberships(call):
+        if not any(grants(role, permission) for role in m.roles):
+            continue
+        if m.scope == INSTANCE:
+            return None
+        if m.scope == ORG:
+            orgs.add(m.resource_id)
+    return orgs
+
+
+async def projects_with_permission(call: Call, permission: str) -> set[str]:
+    """The projects on which the caller holds `permission` through a project membership."""
+    return {
+        m.resource_id
+        for m in await _memberships(call)
+        if m.scope == PROJECT and any(grants(role, permission) for role in m.roles)
+    }

@@ -1,0 +1,310 @@
+"""zitadel.org.v2.OrganizationService: create, list, rename, deactivate, reactivate, delete orgs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+
+from donjon.core import ids
+from donjon.core.api.connect import (
+    Call,
+    ConnectError,
+    Message,
+    Service,
+    details,
+    invalid,
+    list_details,
+    not_found,
+    timestamp,
+)
+from donjon.core.api.queries import ListQuery, paging, text_condition
+from donjon.core.events import AggregateChanges
+from donjon.core.identity import members, orgs
+from donjon.core.identity.users import users_table
+from donjon.core.instance import instance_domains_table
+
+service = Service("zitadel.org.v2.OrganizationService")
+
+STATES = {
+    orgs.ACTIVE: "ORGANIZATION_STATE_ACTIVE",
+    orgs.INACTIVE: "ORGANIZATION_STATE_INACTIVE",
+}
+
+
+class AdminRequest(Message):
+    roles: list[str] = []
+    user_id: str | None = None
+    human: dict[str, Any] | None = None
+
+
+class AddOrganizationRequest(Message):
+    name: str = ""
+    admins: list[AdminRequest] = []
+    organization_id: str | None = None
+    org_id: str | None = None
+
+
+class OrganizationIDRequest(Message):
+    organization_id: str = ""
+
+
+class UpdateOrganizationRequest(Message):
+    organization_id: str = ""
+    name: str = ""
+
+
+class NameQuery(Message):
+    name: str = ""
+    method: str | None = None
+
+
+class DomainQuery(Message):
+    domain: str = ""
+    method: str | None = None
+
+
+class StateQuery(Message):
+    state: str = ""
+
+
+class IDQuery(Message):
+    id: str = ""
+
+
+class SearchQuery(Message):
+    name_query: NameQuery | None = None
+    domain_query: DomainQuery | None = None
+    state_query: StateQuery | None = None
+    id_query: IDQuery | None = None
+    default_query: dict[str, Any] | None = None
+
+
+class ListOrganizationsRequest(Message):
+    query: ListQuery | None = None
+    sorting_column: str | None = None
+    queries: list[SearchQuery] = []
+
+
+async def instance_primary_domain(call: Call) -> str:
+    async with call.runtime.db.read() as conn:
+        row = (
+            await conn.execute(
+                select(instance_domains_table.c.domain)
+                .where(instance_domains_table.c.instance_id == call.instance_id)
+                .order_by(instance_domains_table.c.is_primary.desc())
+            )
+        ).first()
+    return row[0] if row else call.runtime.settings.ExternalDomain
+
+
+async def org_state(call: Call, org_id: str, field_name: str = "organizationId") -> orgs.OrgState:
+    """The org's write model; invalid_argument when the id is empty, not_found when unknown."""
+    if not org_id:
+        raise invalid(field_name, "is required")
+    state = await orgs.OrgState.load(call.runtime.store, call.instance_id, org_id)
+    if not state.exists:
+        raise not_found("organization")
+    return state
+
+
+def organization(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "details": details(
+            sequence=row.sequence,
+            changed_at=row.changed_at,
+            owner=row.id,
+            created_at=row.created_at,
+        ),
+        "state": STATES.get(row.state, "ORGANIZATION_STATE_UNSPECIFIED"),
+        "name": row.name,
+        "primaryDomain": row.primary_domain,
+    }
+
+
+@service.rpc("AddOrganization", request=AddOrganizationRequest)
+async def add_organization(call: Call, req: AddOrganizationRequest) -> dict[str, Any]:
+    """Create an organization with its generated domain, optionally with administrators."""
+    await call.require("org.create")
+    try:
+        name = orgs.check_org_name(req.name)
+    except ValueError as exc:
+        raise invalid("name", str(exc)) from None
+    org_id = (req.organization_id or req.org_id or "").strip() or ids.new_id()
+    changes: list[AggregateChanges] = [
+        orgs.add_org(call.instance_id, org_id, name, await instance_primary_domain(call))
+    ]
+    created_admins: list[dict[str, Any]] = []
+    for i, admin in enumerate(req.admins):
+        roles = admin.roles or ["ORG_OWNER"]
+        if admin.human is not None:
+            raise invalid(
+                f"admins.{i}.human",
+                "creating a new user as administrator is not supported yet; create the user"
+                " first and pass its userId",
+            )
+        if not admin.user_id:
+            raise invalid(f"admins.{i}.user_id", "is required")
+        async with call.runtime.db.read() as conn:
+            user = (
+                await conn.execute(
+                    select(users_table.c.id).where(
+                        users_table.c.instance_id == call.instance_id,
+                        users_table.c.id == admin.user_id,
+                    )
+                )
+            ).first()
+        if user is None:
+            raise invalid(f"admins.{i}.user_id", f"no user {admin.user_id} in this instance")
+        try:
+            changes.append(
+                members.add_member(
+                    members.ORG, call.instance_id, org_id, org_id, admin.user_id, roles
+                )
+            )
+        except ValueError as exc:
+            raise invalid(f"admins.{i}.roles", str(exc)) from None
+        created_admins.append({"userId": admin.user_id})
+    stored = await call.runtime.store.push(changes, creator=call.user_id)
+    org_events = [e for e in stored if e.aggregate_id == org_id and e.aggregate_type == "org"]
+    return {
+        "details": details(org_events),
+        "organizationId": org_id,
+        "createdAdmins": created_admins,
+    }
+
+
+def _search_condition(q: SearchQuery, i: int) -> Any:
+    t = orgs.orgs_table
+    where = f"queries.{i}"
+    if q.name_query is not None:
+        return text_condition(t.c.name, q.name_query.name, q.name_query.method, f"{where}.name_query")
+    if q.domain_query is not None:
+        d = orgs.org_domains_table
+        cond = text_condition(
+            d.c.domain, q.domain_query.domain, q.domain_query.method, f"{where}.domain_query"
+        )
+        return t.c.id.in_(
+            select(d.c.org_id).where(d.c.instance_id == t.c.instance_id, cond)
+        )
+    if q.state_query is not None:
+        state = {v: k for k, v in STATES.items()}.get(q.state_query.state)
+        if state is None:
+            raise invalid(f"{where}.state_query.state", f"unknown state {q.state_query.state!r}")
+        return t.c.state == state
+    if q.id_query is not None:
+        return t.c.id == q.id_query.id
+    if q.default_query is not None:
+        return None  # resolved by the caller: the instance's default org
+    raise invalid(where, "set one of nameQuery, domainQuery, stateQuery, idQuery, defaultQuery")
+
+
+@service.rpc("ListOrganizations", request=ListOrganizationsRequest)
+async def list_organizations(call: Call, req: ListOrganizationsRequest) -> dict[str, Any]:
+    """Search the organizations the caller may read."""
+    offset, limit, asc = paging(req.query)
+    t = orgs.orgs_table
+    conditions: list[Any] = [t.c.instance_id == call.instance_id]
+    for i, q in enumerate(req.queries):
+        cond = _search_condition(q, i)
+        if cond is None:
+            conditions.append(t.c.id == await default_org_id(call))
+        else:
+            conditions.append(cond)
+    visible = await call.visible_orgs("org.read")
+    if visible is not None:
+        conditions.append(t.c.id.in_(visible) if visible else or_(False))
+    sort = {
+        None: t.c.created_at,
+        "ORGANIZATION_FIELD_NAME_UNSPECIFIED": t.c.created_at,
+        "ORGANIZATION_FIELD_NAME_CREATION_DATE": t.c.created_at,
+        "ORGANIZATION_FIELD_NAME_NAME": t.c.name,
+    }.get(req.sorting_column)
+    if sort is None:
+        raise invalid("sortingColumn", f"unknown column {req.sorting_column!r}")
+    order = [sort.asc() if asc else sort.desc(), t.c.id.asc() if asc else t.c.id.desc()]
+    async with call.runtime.db.read() as conn:
+        total = (
+            await conn.execute(select(func.count()).select_from(t).where(and_(*conditions)))
+        ).scalar_one()
+        rows = (
+            await conn.execute(
+                select(t).where(and_(*conditions)).order_by(*order).offset(offset).limit(limit)
+            )
+        ).all()
+    return {
+        "details": list_details(total),
+        "sortingColumn": req.sorting_column or "ORGANIZATION_FIELD_NAME_UNSPECIFIED",
+        "result": [organization(r) for r in rows],
+    }
+
+
+async def default_org_id(call: Call) -> str:
+    """The instance's default org: the first one created."""
+    t = orgs.orgs_table
+    async with call.runtime.db.read() as conn:
+        row = (
+            await conn.execute(
+                select(t.c.id)
+                .where(t.c.instance_id == call.instance_id)
+                .order_by(t.c.created_at, t.c.id)
+                .limit(1)
+            )
+        ).first()
+    return row[0] if row else ""
+
+
+@service.rpc("UpdateOrganization", request=UpdateOrganizationRequest)
+async def update_organization(call: Call, req: UpdateOrganizationRequest) -> dict[str, Any]:
+    """Rename an organization."""
+    state = await org_state(call, req.organization_id)
+    await call.require("org.write", org_id=state.id)
+    try:
+        name = orgs.check_org_name(req.name)
+    except ValueError as exc:
+        raise invalid("name", str(exc)) from None
+    if name == state.name:
+        return {"changeDate": timestamp(state.changed_at)}
+    stored = await call.runtime.store.push(orgs.rename_org(state, name), creator=call.user_id)
+    return {"changeDate": timestamp(stored[-1].created_at)}
+
+
+async def _set_state(call: Call, req: OrganizationIDRequest, target: str) -> dict[str, Any]:
+    state = await org_state(call, req.organization_id)
+    await call.require("org.write", org_id=state.id)
+    if state.state == target:
+        word = "active" if target == orgs.ACTIVE else "inactive"
+        raise ConnectError("failed_precondition", f"the organization is already {word}")
+    event = orgs.OrgReactivated() if target == orgs.ACTIVE else orgs.OrgDeactivated()
+    stored = await call.runtime.store.push(
+        AggregateChanges(state.aggregate(), [event], expected_sequence=state.sequence),
+        creator=call.user_id,
+    )
+    return {"changeDate": timestamp(stored[-1].created_at)}
+
+
+@service.rpc("DeactivateOrganization", request=OrganizationIDRequest)
+async def deactivate_organization(call: Call, req: OrganizationIDRequest) -> dict[str, Any]:
+    """Deactivate an organization: its users can no longer log in."""
+    return await _set_state(call, req, orgs.INACTIVE)
+
+
+@service.rpc("ActivateOrganization", request=OrganizationIDRequest)
+async def activate_organization(call: Call, req: OrganizationIDRequest) -> dict[str, Any]:
+    """Reactivate a deactivated organization."""
+    return await _set_state(call, req, orgs.ACTIVE)
+
+
+@service.rpc("DeleteOrganization", request=OrganizationIDRequest)
+async def delete_organization(call: Call, req: OrganizationIDRequest) -> dict[str, Any]:
+    """Remove an organization (not the instance's default one)."""
+    state = await org_state(call, req.organization_id)
+    await call.require("org.delete", org_id=state.id)
+    if state.id == await default_org_id(call):
+        raise ConnectError(
+            "failed_precondition", "the instance's default organization cannot be deleted"
+        )
+    stored = await call.runtime.store.push(orgs.remove_org(state), creator=call.user_id)
+    return {"deletionDate": timestamp(stored[-1].created_at or datetime.now(UTC))}

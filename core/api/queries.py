@@ -1,0 +1,82 @@
+"""What list methods share: paging (`query`/`pagination`) and text query methods."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import ColumnElement, func
+
+from donjon.core.api.connect import Message, invalid
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+TEXT_METHODS = (
+    "TEXT_QUERY_METHOD_EQUALS",
+    "TEXT_QUERY_METHOD_EQUALS_IGNORE_CASE",
+    "TEXT_QUERY_METHOD_STARTS_WITH",
+    "TEXT_QUERY_METHOD_STARTS_WITH_IGNORE_CASE",
+    "TEXT_QUERY_METHOD_CONTAINS",
+    "TEXT_QUERY_METHOD_CONTAINS_IGNORE_CASE",
+    "TEXT_QUERY_METHOD_ENDS_WITH",
+    "TEXT_QUERY_METHOD_ENDS_WITH_IGNORE_CASE",
+)
+
+
+class ListQuery(Message):
+    """ZITADEL's `query` of v2 list requests (offset is an int64, so a string)."""
+
+    offset: str | int | None = None
+    limit: int | None = None
+    asc: bool = False
+
+
+class PaginationRequest(Message):
+    """The `pagination` of newer v2 list requests (projects, applications, authorizations)."""
+
+    offset: str | int | None = None
+    limit: int | None = None
+    asc: bool = False
+
+
+def paging(query: ListQuery | PaginationRequest | None, field_name: str = "query") -> tuple[int, int, bool]:
+    """(offset, limit, ascending) of a list request; limit 0 means the default (100)."""
+    if query is None:
+        return 0, DEFAULT_LIMIT, False
+    try:
+        offset = int(query.offset or 0)
+    except (TypeError, ValueError):
+        raise invalid(f"{field_name}.offset", f"expected an integer, got {query.offset!r}") from None
+    if offset < 0:
+        raise invalid(f"{field_name}.offset", "must not be negative")
+    limit = query.limit or DEFAULT_LIMIT
+    if limit < 0:
+        raise invalid(f"{field_name}.limit", "must not be negative")
+    if limit > MAX_LIMIT:
+        raise invalid(f"{field_name}.limit", f"must be at most {MAX_LIMIT}")
+    return offset, limit, bool(query.asc)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def text_condition(
+    column: Any, value: str, method: str | None, field_name: str
+) -> ColumnElement[bool]:
+    """The condition of a text query (`TEXT_QUERY_METHOD_*`, EQUALS when absent)."""
+    method = method or "TEXT_QUERY_METHOD_EQUALS"
+    if method not in TEXT_METHODS:
+        raise invalid(f"{field_name}.method", f"unknown method {method!r}")
+    ignore_case = method.endswith("_IGNORE_CASE")
+    if ignore_case:
+        column, value = func.lower(column), value.lower()
+    kind = method.removeprefix("TEXT_QUERY_METHOD_").removesuffix("_IGNORE_CASE")
+    if kind == "EQUALS":
+        return column == value
+    pattern = {
+        "STARTS_WITH": f"{_escape(value)}%",
+        "CONTAINS": f"%{_escape(value)}%",
+        "ENDS_WITH": f"%{_escape(value)}",
+    }[kind]
+    return column.like(pattern, escape="\\")

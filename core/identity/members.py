@@ -1,0 +1,323 @@
+"""Members: administrators of the instance, of an org or of a project, and what they may do.
+
+A member is a user with roles on one resource. Roles carry ZITADEL's names
+(`IAM_OWNER`, `ORG_OWNER`, `PROJECT_OWNER`, ...) and map to permissions
+(`user.write`, `project.app.read`, ...) through `ROLE_PERMISSIONS`, the
+equivalent of ZITADEL's `InternalAuthZ.RolePermissionMappings`. An
+instance-level role grants its permissions on everything in the instance, an
+org role on that org's resources, a project role on that project.
+
+Member events live on the aggregate of the resource (`instance.member.added`
+on the instance, `org.member.added` on the org, `project.member.added` on the
+project), as in ZITADEL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import JSON, Column, Integer, Table, Text, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from donjon.core.events import Aggregate, AggregateChanges, Event, StoredEvent
+from donjon.core.eventstore.schema import UTCDateTime
+from donjon.core.projections.base import Projection, handles, projection_metadata
+from donjon.core.projections.statements import Patch, Put, Remove, RemoveWhere
+
+INSTANCE, ORG, PROJECT = "instance", "org", "project"
+SCOPES = (INSTANCE, ORG, PROJECT)
+
+# Permissions by role. A permission `x.y` is granted by `x.y` or by a
+# wildcard prefix `x.*`; `*` grants everything.
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    # instance roles
+    "IAM_OWNER": frozenset({"*"}),
+    "IAM_OWNER_VIEWER": frozenset(
+        {
+            "iam.read", "iam.policy.read", "iam.member.read", "org.read", "org.member.read",
+            "user.read", "user.grant.read", "user.membership.read", "project.read",
+            "project.role.read", "project.app.read", "project.member.read", "policy.read",
+            "events.read", "session.read",
+        }
+    ),
+    "IAM_ORG_MANAGER": frozenset(
+        {"org.*", "user.*", "project.*", "policy.*", "iam.read", "events.read"}
+    ),
+    "IAM_USER_MANAGER": frozenset({"org.read", "user.*", "iam.read", "policy.read"}),
+    "IAM_LOGIN_CLIENT": frozenset(
+        {"iam.read", "iam.policy.read", "org.read", "policy.read", "user.read", "user.write",
+         "user.credential.write", "user.grant.read", "project.read", "project.app.read",
+         "session.*", "session.link"}
+    ),
+    # org roles
+    "ORG_OWNER": frozenset(
+        {"org.read", "org.write", "org.delete", "org.member.*", "org.domain.*", "user.*",
+         "project.*", "policy.*", "events.read"}
+    ),
+    "ORG_OWNER_VIEWER": frozenset(
+        {"org.read", "org.member.read", "user.read", "user.grant.read",
+         "user.membership.read", "project.read", "project.role.read", "project.app.read",
+         "project.member.read", "policy.read", "events.read"}
+    ),
+    "ORG_USER_MANAGER": frozenset({"org.read", "user.*", "project.read", "project.role.read"}),
+    "ORG_USER_PERMISSION_EDITOR": frozenset(
+        {"org.read", "user.read", "user.grant.*", "project.read", "project.role.read"}
+    ),
+    "ORG_PROJECT_PERMISSION_EDITOR": frozenset(
+        {"org.read", "project.read", "project.grant.*", "project.role.read"}
+    ),
+    "ORG_PROJECT_CREATOR": frozenset({"org.read", "project.create"}),
+    # project roles
+    "PROJECT_OWNER": frozenset(
+        {"project.read", "project.write", "project.delete", "project.role.*",
+         "project.app.*", "project.member.*", "project.grant.*", "user.grant.*"}
+    ),
+    "PROJECT_OWNER_VIEWER": frozenset(
+        {"project.read", "project.role.read", "project.app.read", "project.member.read",
+         "project.grant.read", "user.grant.read"}
+    ),
+}
+
+ROLES_BY_SCOPE: dict[str, frozenset[str]] = {
+    INSTANCE: frozenset(r for r in ROLE_PERMISSIONS if r.startswith("IAM_")),
+    ORG: frozenset(r for r in ROLE_PERMISSIONS if r.startswith("ORG_")),
+    PROJECT: frozenset(r for r in ROLE_PERMISSIONS if r.startswith("PROJECT_")),
+}
+
+
+def grants(role: str, permission: str) -> bool:
+    """Whether `role` includes `permission` (wildcards `*` and `prefix.*` included)."""
+    held = ROLE_PERMISSIONS.get(role, frozenset())
+    if "*" in held or permission in held:
+        return True
+    parts = permission.split(".")
+    return any(".".join(parts[:i]) + ".*" in held for i in range(1, len(parts)))
+
+
+@dataclass(frozen=True)
+class InstanceMemberAdded(Event):
+    TYPE = "instance.member.added"
+    AGGREGATE_TYPE = INSTANCE
+    user_id: str
+    roles: list[str]
+
+
+@dataclass(frozen=True)
+class InstanceMemberChanged(Event):
+    TYPE = "instance.member.changed"
+    AGGREGATE_TYPE = INSTANCE
+    user_id: str
+    roles: list[str]
+
+
+@dataclass(frozen=True)
+class InstanceMemberRemoved(Event):
+    TYPE = "instance.member.removed"
+    AGGREGATE_TYPE = INSTANCE
+    user_id: str
+
+
+@dataclass(frozen=True)
+class OrgMemberAdded(Event):
+    TYPE = "org.member.added"
+    AGGREGATE_TYPE = ORG
+    user_id: str
+    roles: list[str]
+
+
+@dataclass(frozen=True)
+class OrgMemberChanged(Event):
+    TYPE = "org.member.changed"
+    AGGREGATE_TYPE = ORG
+    user_id: str
+    roles: list[str]
+
+
+@dataclass(frozen=True)
+class OrgMemberRemoved(Event):
+    TYPE = "org.member.removed"
+    AGGREGATE_TYPE = ORG
+    user_id: str
+
+
+@dataclass(frozen=True)
+class ProjectMemberAdded(Event):
+    TYPE = "project.member.added"
+    AGGREGATE_TYPE = PROJECT
+    user_id: str
+    roles: list[str]
+
+
+@dataclass(frozen=True)
+class ProjectMemberChanged(Event):
+    TYPE = "project.member.changed"
+    AGGREGATE_TYPE = PROJECT
+    user_id: str
+    roles: list[str]
+
+
+@dataclass(frozen=True)
+class ProjectMemberRemoved(Event):
+    TYPE = "project.member.removed"
+    AGGREGATE_TYPE = PROJECT
+    user_id: str
+
+
+ADDED = {INSTANCE: InstanceMemberAdded, ORG: OrgMemberAdded, PROJECT: ProjectMemberAdded}
+CHANGED = {INSTANCE: InstanceMemberChanged, ORG: OrgMemberChanged, PROJECT: ProjectMemberChanged}
+REMOVED = {INSTANCE: InstanceMemberRemoved, ORG: OrgMemberRemoved, PROJECT: ProjectMemberRemoved}
+
+EVENT_TYPES: list[type[Event]] = [*ADDED.values(), *CHANGED.values(), *REMOVED.values()]
+
+members_table = Table(
+    "members",
+    projection_metadata,
+    Column("instance_id", Text, primary_key=True),
+    Column("scope", Text, primary_key=True),  # instance | org | project
+    Column("resource_id", Text, primary_key=True),
+    Column("user_id", Text, primary_key=True, index=True),
+    Column("roles", JSON, nullable=False),
+    # The org owning the resource (the instance id for instance members).
+    Column("resource_owner", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("changed_at", UTCDateTime, nullable=False),
+    Column("sequence", Integer, nullable=False),
+)
+
+
+def _key(e: StoredEvent, scope: str) -> dict[str, str]:
+    return {
+        "instance_id": e.instance_id,
+        "scope": scope,
+        "resource_id": e.aggregate_id,
+        "user_id": e.payload["user_id"],
+    }
+
+
+class MembersProjection(Projection):
+    name = "members"
+    version = 1
+    inline = True
+    tables = (members_table,)
+
+    def _added(self, e: StoredEvent, scope: str):  # type: ignore[no-untyped-def]
+        return [
+            Put(
+                members_table,
+                {
+                    **_key(e, scope),
+                    "roles": list(e.payload["roles"]),
+                    "resource_owner": e.owner,
+                    "created_at": e.created_at,
+                    "changed_at": e.created_at,
+                    "sequence": e.sequence,
+                },
+            )
+        ]
+
+    def _changed(self, e: StoredEvent, scope: str):  # type: ignore[no-untyped-def]
+        return [
+            Patch(
+                members_table,
+                _key(e, scope),
+                {"roles": list(e.payload["roles"]), "changed_at": e.created_at,
+                 "sequence": e.sequence},
+            )
+        ]
+
+    @handles(InstanceMemberAdded.TYPE)
+    def instance_added(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return self._added(e, INSTANCE)
+
+    @handles(OrgMemberAdded.TYPE)
+    def org_added(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return self._added(e, ORG)
+
+    @handles(ProjectMemberAdded.TYPE)
+    def project_added(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return self._added(e, PROJECT)
+
+    @handles(InstanceMemberChanged.TYPE)
+    def instance_changed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return self._changed(e, INSTANCE)
+
+    @handles(OrgMemberChanged.TYPE)
+    def org_changed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return self._changed(e, ORG)
+
+    @handles(ProjectMemberChanged.TYPE)
+    def project_changed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return self._changed(e, PROJECT)
+
+    @handles(InstanceMemberRemoved.TYPE)
+    def instance_removed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return [Remove(members_table, _key(e, INSTANCE))]
+
+    @handles(OrgMemberRemoved.TYPE)
+    def org_removed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return [Remove(members_table, _key(e, ORG))]
+
+    @handles(ProjectMemberRemoved.TYPE)
+    def project_removed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return [Remove(members_table, _key(e, PROJECT))]
+
+    # A removed user, org or project takes its memberships with it.
+    @handles("user.removed")
+    def user_removed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return [RemoveWhere(members_table, {"instance_id": e.instance_id, "user_id": e.aggregate_id})]
+
+    @handles("org.removed")
+    def org_gone(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return [
+            RemoveWhere(members_table, {"instance_id": e.instance_id, "resource_owner": e.aggregate_id}),
+            RemoveWhere(members_table, {"instance_id": e.instance_id, "scope": ORG,
+                                        "resource_id": e.aggregate_id}),
+        ]
+
+    @handles("project.removed")
+    def project_gone(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return [
+            RemoveWhere(members_table, {"instance_id": e.instance_id, "scope": PROJECT,
+                                        "resource_id": e.aggregate_id})
+        ]
+
+
+def check_roles(scope: str, roles: list[str]) -> list[str]:
+    """The roles, deduplicated in order; ValueError naming any that `scope` does not know."""
+    unknown = [r for r in roles if r not in ROLES_BY_SCOPE[scope]]
+    if unknown:
+        known = ", ".join(sorted(ROLES_BY_SCOPE[scope]))
+        raise ValueError(f"unknown {scope} roles {', '.join(unknown)} (known: {known})")
+    if not roles:
+        raise ValueError("at least one role is required")
+    return list(dict.fromkeys(roles))
+
+
+def add_member(
+    scope: str, instance_id: str, resource_id: str, owner: str, user_id: str, roles: list[str]
+) -> AggregateChanges:
+    """The events making `user_id` a member with `roles` (checked by `check_roles`)."""
+    return AggregateChanges(
+        Aggregate(scope, resource_id, instance_id, owner),
+        [ADDED[scope](user_id=user_id, roles=check_roles(scope, roles))],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    scope: str
+    resource_id: str
+    resource_owner: str
+    roles: tuple[str, ...]
+
+
+async def memberships_of(conn: AsyncConnection, instance_id: str, user_id: str) -> list[Membership]:
+    rows = await conn.execute(
+        select(
+            members_table.c.scope,
+            members_table.c.resource_id,
+            members_table.c.resource_owner,
+            members_table.c.roles,
+        ).where(members_table.c.instance_id == instance_id, members_table.c.user_id == user_id)
+    )
+    return [Membership(r.scope, r.resource_id, r.resource_owner, tuple(r.roles)) for r in rows]
