@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 from litestar import Request, Response, post
+from litestar.di import NamedDependency
 from litestar.handlers import HTTPRouteHandler
 
 from donjon.core.errors import ConcurrencyError, UniqueConstraintError
@@ -344,7 +345,9 @@ def route_for(rpc: Rpc) -> HTTPRouteHandler:
     # `Any` for the app's dependencies: Litestar resolves annotations at
     # registration, and the runtime's module must not be imported here.
     async def endpoint(
-        request: Request[Any, Any, Any], runtime: Any, instance_id: Any
+        request: Request[Any, Any, Any],
+        runtime: NamedDependency[Any],
+        instance_id: NamedDependency[Any],
     ) -> Response[bytes]:
         try:
             body = await request.body()

@@ -146,7 +146,7 @@ async def add_organization(call: Call, req: AddOrganizationRequest) -> dict[str,
                 " first and pass its userId",
             )
         if not admin.user_id:
-            raise invalid(f"admins.{i}.user_id", "is required")
+            raise invalid(f"admins.{i}.userId", "is required")
         async with call.runtime.db.read() as conn:
             user = (
                 await conn.execute(
@@ -157,7 +157,7 @@ async def add_organization(call: Call, req: AddOrganizationRequest) -> dict[str,
                 )
             ).first()
         if user is None:
-            raise invalid(f"admins.{i}.user_id", f"no user {admin.user_id} in this instance")
+            raise invalid(f"admins.{i}.userId", f"no user {admin.user_id} in this instance")
         try:
             changes.append(
                 members.add_member(
