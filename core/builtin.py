@@ -37,6 +37,7 @@ def register_event_types() -> list[type[Event]]:
 def register_projections() -> list[Projection]:
     return [
         instance.InstancesProjection(),
+        instance.InstanceTrustedDomainsProjection(),
         orgs.OrgsProjection(),
         users.UsersProjection(),
         members.MembersProjection(),

@@ -7,6 +7,7 @@ host to an instance.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import Boolean, Column, Integer, Table, Text, select
@@ -21,8 +22,9 @@ from donjon.core.events import (
     StoredEvent,
 )
 from donjon.core.eventstore.schema import UTCDateTime
+from donjon.core.identity.writemodel import WriteModel, applies
 from donjon.core.projections.base import Projection, handles, projection_metadata
-from donjon.core.projections.statements import Patch, Put, Remove, RemoveWhere
+from donjon.core.projections.statements import Patch, Put, Remove, RemoveWhere, Statement
 
 AGGREGATE = "instance"
 
@@ -70,6 +72,20 @@ class InstanceDomainRemoved(Event):
     domain: str
 
 
+@dataclass(frozen=True)
+class InstanceTrustedDomainAdded(Event):
+    TYPE = "instance.trusted_domain.added"
+    AGGREGATE_TYPE = AGGREGATE
+    domain: str
+
+
+@dataclass(frozen=True)
+class InstanceTrustedDomainRemoved(Event):
+    TYPE = "instance.trusted_domain.removed"
+    AGGREGATE_TYPE = AGGREGATE
+    domain: str
+
+
 EVENT_TYPES: list[type[Event]] = [
     InstanceAdded,
     InstanceChanged,
@@ -77,9 +93,42 @@ EVENT_TYPES: list[type[Event]] = [
     InstanceDomainAdded,
     InstanceDomainPrimarySet,
     InstanceDomainRemoved,
+    InstanceTrustedDomainAdded,
+    InstanceTrustedDomainRemoved,
 ]
 
 DOMAIN_TAKEN = "Errors.Instance.Domain.AlreadyExists"
+MAX_NAME = 200
+MAX_DOMAIN = 253
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def check_domain(domain: str) -> str:
+    """The domain lower-cased and trimmed; ValueError saying what is wrong with it.
+
+    A host name: dot-separated labels of letters, digits and inner dashes,
+    63 characters at most each, 253 in all (no port, no scheme, no path).
+    """
+    value = domain.strip().lower().rstrip(".")
+    if not value:
+        raise ValueError("must not be empty")
+    if len(value) > MAX_DOMAIN:
+        raise ValueError(f"must be at most {MAX_DOMAIN} characters")
+    if not all(_LABEL.fullmatch(label) for label in value.split(".")):
+        raise ValueError(
+            f"{domain!r} is not a domain name (letters, digits, dashes and dots; no port or scheme)"
+        )
+    return value
+
+
+def check_instance_name(name: str) -> str:
+    """The trimmed name; ValueError saying what is wrong with it."""
+    name = name.strip()
+    if not name:
+        raise ValueError("must not be empty")
+    if len(name) > MAX_NAME:
+        raise ValueError(f"must be at most {MAX_NAME} characters")
+    return name
 
 instances_table = Table(
     "instances",
@@ -171,6 +220,140 @@ class InstancesProjection(Projection):
     @handles(InstanceDomainRemoved.TYPE)
     def domain_removed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
         return [Remove(instance_domains_table, {"domain": e.payload["domain"]})]
+
+
+# Trusted domains: names an instance answers to in its URLs (behind a proxy, a
+# custom login UI) that do not route requests, so they need not be unique.
+instance_trusted_domains_table = Table(
+    "instance_trusted_domains",
+    projection_metadata,
+    Column("instance_id", Text, primary_key=True),
+    Column("domain", Text, primary_key=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+
+class InstanceTrustedDomainsProjection(Projection):
+    name = "instance_trusted_domains"
+    version = 1
+    inline = True
+    tables = (instance_trusted_domains_table,)
+
+    @handles(InstanceTrustedDomainAdded.TYPE)
+    def added(self, e: StoredEvent) -> list[Statement]:
+        return [
+            Put(
+                instance_trusted_domains_table,
+                {"instance_id": e.aggregate_id, "domain": e.payload["domain"],
+                 "created_at": e.created_at},
+            )
+        ]
+
+    @handles(InstanceTrustedDomainRemoved.TYPE)
+    def removed(self, e: StoredEvent) -> list[Statement]:
+        return [
+            Remove(
+                instance_trusted_domains_table,
+                {"instance_id": e.aggregate_id, "domain": e.payload["domain"]},
+            )
+        ]
+
+    @handles(InstanceRemoved.TYPE)
+    def instance_removed(self, e: StoredEvent) -> list[Statement]:
+        return [RemoveWhere(instance_trusted_domains_table, {"instance_id": e.aggregate_id})]
+
+
+class InstanceState(WriteModel):
+    """An instance as its commands see it: name, domains, trusted domains."""
+
+    aggregate_type = AGGREGATE
+
+    def __init__(self, instance_id: str, aggregate_id: str) -> None:
+        super().__init__(instance_id, aggregate_id)
+        self.name = ""
+        self.removed = False
+        self.domains: dict[str, bool] = {}  # domain -> generated
+        self.primary_domain = ""
+        self.trusted_domains: set[str] = set()
+
+    @property
+    def exists(self) -> bool:
+        return bool(self.name) and not self.removed
+
+    @applies(InstanceAdded.TYPE, InstanceChanged.TYPE)
+    def named(self, e: StoredEvent) -> None:
+        self.name = e.payload["name"]
+
+    @applies(InstanceRemoved.TYPE)
+    def on_removed(self, e: StoredEvent) -> None:
+        self.removed = True
+
+    @applies(InstanceDomainAdded.TYPE)
+    def on_domain_added(self, e: StoredEvent) -> None:
+        self.domains[e.payload["domain"]] = bool(e.payload.get("generated", False))
+
+    @applies(InstanceDomainPrimarySet.TYPE)
+    def on_primary_set(self, e: StoredEvent) -> None:
+        self.primary_domain = e.payload["domain"]
+
+    @applies(InstanceDomainRemoved.TYPE)
+    def on_domain_removed(self, e: StoredEvent) -> None:
+        self.domains.pop(e.payload["domain"], None)
+
+    @applies(InstanceTrustedDomainAdded.TYPE)
+    def on_trusted_added(self, e: StoredEvent) -> None:
+        self.trusted_domains.add(e.payload["domain"])
+
+    @applies(InstanceTrustedDomainRemoved.TYPE)
+    def on_trusted_removed(self, e: StoredEvent) -> None:
+        self.trusted_domains.discard(e.payload["domain"])
+
+
+def rename_instance(state: InstanceState, name: str) -> AggregateChanges:
+    return AggregateChanges(
+        state.aggregate(), [InstanceChanged(name=name)], expected_sequence=state.sequence
+    )
+
+
+def add_custom_domain(state: InstanceState, domain: str) -> AggregateChanges:
+    """Add a routing domain, claimed across every instance (ValueError when already ours)."""
+    if domain in state.domains:
+        raise ValueError(f"the instance already has the domain {domain}")
+    return add_domain(state.id, domain, expected_sequence=state.sequence)
+
+
+def remove_custom_domain(state: InstanceState, domain: str) -> AggregateChanges:
+    """Remove a routing domain (ValueError for the primary or a generated one, or an unknown one)."""
+    if domain not in state.domains:
+        raise LookupError(domain)
+    if domain == state.primary_domain:
+        raise ValueError(f"{domain} is the instance's primary domain and cannot be removed")
+    if state.domains[domain]:
+        raise ValueError(f"{domain} is the instance's generated domain and cannot be removed")
+    return AggregateChanges(
+        state.aggregate(),
+        [InstanceDomainRemoved(domain=domain)],
+        expected_sequence=state.sequence,
+        unique=[RemoveUnique("instance_domain", domain, is_global=True)],
+    )
+
+
+def add_trusted_domain(state: InstanceState, domain: str) -> AggregateChanges:
+    if domain in state.trusted_domains:
+        raise ValueError(f"the instance already trusts the domain {domain}")
+    return AggregateChanges(
+        state.aggregate(), [InstanceTrustedDomainAdded(domain=domain)],
+        expected_sequence=state.sequence,
+    )
+
+
+def remove_trusted_domain(state: InstanceState, domain: str) -> AggregateChanges:
+    if domain not in state.trusted_domains:
+        raise LookupError(domain)
+    return AggregateChanges(
+        state.aggregate(), [InstanceTrustedDomainRemoved(domain=domain)],
+        expected_sequence=state.sequence,
+    )
 
 
 def add_instance(
