@@ -251,6 +251,8 @@ class Rpc:
     # False only for the methods anyone may call (none today but the health of the API).
     authenticated: bool = True
     summary: str = ""
+    # The response message, for the OpenAPI document only (handlers return dicts).
+    response: type[Any] | None = None
 
     @property
     def path(self) -> str:
@@ -265,14 +267,28 @@ class Service:
         self.rpcs: dict[str, Rpc] = {}
 
     def rpc(
-        self, method: str, *, request: type[M], authenticated: bool = True
+        self,
+        method: str,
+        *,
+        request: type[M],
+        authenticated: bool = True,
+        response: type[Any] | None = None,
     ) -> Callable[[Callable[[Call, M], Awaitable[dict[str, Any]]]], Handler]:
+        """Declare a method. `response` (a msgspec Struct, optional) documents the
+        answer's shape in the OpenAPI document; it does not change what is sent."""
+
         def register(fn: Callable[[Call, M], Awaitable[dict[str, Any]]]) -> Handler:
             if method in self.rpcs:
                 raise ValueError(f"{self.name}/{method} declared twice")
             summary = (fn.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ")
             self.rpcs[method] = Rpc(
-                self.name, method, fn, request, authenticated, summary  # type: ignore[arg-type]
+                self.name,
+                method,
+                fn,  # type: ignore[arg-type]
+                request,
+                authenticated,
+                summary,
+                response,
             )
             return fn  # type: ignore[return-value]
 
