@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from donjon.core import hookimpl, instance
 from donjon.core.events import Event
-from donjon.core.identity import members, orgs, projects, users
+from donjon.core.identity import members, orgs, policy_events, projects, users
 from donjon.core.projections.base import Projection
 from donjon.core.setup import migrations
 
@@ -29,6 +29,7 @@ def register_event_types() -> list[type[Event]]:
         *orgs.EVENT_TYPES,
         *users.EVENT_TYPES,
         *members.EVENT_TYPES,
+        *policy_events.EVENT_TYPES,
         *projects.EVENT_TYPES,
     ]
 
@@ -41,6 +42,7 @@ def register_projections() -> list[Projection]:
         orgs.OrgsProjection(),
         users.UsersProjection(),
         members.MembersProjection(),
+        policy_events.PoliciesProjection(),
         projects.ProjectsProjection(),
     ]
 

@@ -234,6 +234,81 @@ class FirstInstanceSettings:
 
 
 @dataclass
+class PasswordComplexityPolicySettings:
+    MinLength: int
+    HasUppercase: bool
+    HasLowercase: bool
+    HasNumber: bool
+    HasSymbol: bool
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.MinLength <= 72:
+            raise InvalidSetting("MinLength", "an integer from 1 to 72", self.MinLength)
+
+
+@dataclass
+class LockoutPolicySettings:
+    MaxPasswordAttempts: int
+    MaxOTPAttempts: int
+
+    def __post_init__(self) -> None:
+        _at_least(self, "MaxPasswordAttempts", 0)
+        _at_least(self, "MaxOTPAttempts", 0)
+
+
+@dataclass
+class LoginPolicySettings:
+    AllowUsernamePassword: bool
+    AllowRegister: bool
+    AllowExternalIDP: bool
+    ForceMFA: bool
+    ForceMFALocalOnly: bool
+    HidePasswordReset: bool
+    IgnoreUnknownUsernames: bool
+    AllowDomainDiscovery: bool
+    DisableLoginWithEmail: bool
+    DisableLoginWithPhone: bool
+    PasswordlessType: int
+    DefaultRedirectURI: str
+    PasswordCheckLifetime: timedelta
+    ExternalLoginCheckLifetime: timedelta
+    MfaInitSkipLifetime: timedelta
+    SecondFactorCheckLifetime: timedelta
+    MultiFactorCheckLifetime: timedelta
+
+    def __post_init__(self) -> None:
+        if self.PasswordlessType not in (0, 1):
+            raise InvalidSetting(
+                "PasswordlessType", "1 (passkeys allowed) or 0 (not allowed)", self.PasswordlessType
+            )
+        for name in (
+            "PasswordCheckLifetime",
+            "ExternalLoginCheckLifetime",
+            "MfaInitSkipLifetime",
+            "SecondFactorCheckLifetime",
+            "MultiFactorCheckLifetime",
+        ):
+            _positive_duration(self, name, allow_zero=True)
+
+
+@dataclass
+class DomainPolicySettings:
+    UserLoginMustBeDomain: bool
+    ValidateOrgDomains: bool
+    SMTPSenderAddressMatchesInstanceDomain: bool
+
+
+@dataclass
+class DefaultInstanceSettings:
+    """The policies every instance starts with (until it stores its own)."""
+
+    PasswordComplexityPolicy: PasswordComplexityPolicySettings
+    LockoutPolicy: LockoutPolicySettings
+    LoginPolicy: LoginPolicySettings
+    DomainPolicy: DomainPolicySettings
+
+
+@dataclass
 class PasswordHashSettings:
     Algorithm: Literal["argon2id"]
     Time: int
@@ -277,6 +352,7 @@ class Settings:
     Projections: ProjectionSettings
     Setup: SetupSettings
     FirstInstance: FirstInstanceSettings
+    DefaultInstance: DefaultInstanceSettings
     SystemDefaults: SystemDefaultsSettings
     Metrics: MetricsSettings
     # Raw per-plugin sections; each plugin's own keys are checked against the
