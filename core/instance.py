@@ -323,7 +323,8 @@ def add_custom_domain(state: InstanceState, domain: str) -> AggregateChanges:
 
 
 def remove_custom_domain(state: InstanceState, domain: str) -> AggregateChanges:
-    """Remove a routing domain (ValueError for the primary or a generated one, or an unknown one)."""
+    """Remove a routing domain: LookupError when the instance has no such domain,
+    ValueError for the primary or a generated one."""
     if domain not in state.domains:
         raise LookupError(domain)
     if domain == state.primary_domain:
