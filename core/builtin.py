@@ -49,6 +49,7 @@ def register_projections() -> list[Projection]:
 
 @hookimpl
 def register_api_services() -> list[Service]:
+    from donjon.core.api import settings_service
     from donjon.core.api import event_service, instance_service
     from donjon.core.api import org_service, project_service
 
@@ -56,6 +57,7 @@ def register_api_services() -> list[Service]:
         org_service.service, project_service.service,
         instance_service.service,
         event_service.service,
+        settings_service.service,
     ]
 
 
