@@ -7,8 +7,8 @@ from typing import Any
 import httpx
 import pytest
 
-from donjon.core.identity import members
 from tests.api.conftest import Api
+from tests.api.tokens import machine_with_token
 
 pytestmark = pytest.mark.anyio
 
@@ -181,31 +181,7 @@ async def test_trusted_domains_are_added_listed_and_removed(api: Api) -> None:
 
 async def test_an_org_owner_cannot_read_or_change_the_instance(api: Api) -> None:
     """iam.read and iam.write come from instance-level roles only."""
-    from donjon.core import ids
-    from donjon.core.identity import secrets, users
-
-    user_id, token = ids.new_id(), secrets.new_secret()
-    await api.runtime.store.push(
-        [
-            users.new_user(
-                api.instance_id,
-                user_id,
-                api.org_id,
-                [
-                    users.MachineAdded(username="org-owner", name="org owner"),
-                    users.PersonalAccessTokenAdded(
-                        token_id=ids.new_id(), digest=secrets.digest(token), expiration=""
-                    ),
-                ],
-                "org-owner",
-            ),
-            members.add_member(
-                members.ORG, api.instance_id, api.org_id, api.org_id, user_id, ["ORG_OWNER"]
-            ),
-        ],
-        creator="test",
-    )
-    owner = api.as_token(token)
+    _, owner = await machine_with_token(api, "org-owner", org_roles=["ORG_OWNER"])
     for method, body in [
         ("GetInstance", {}),
         ("ListInstances", {}),
@@ -215,3 +191,12 @@ async def test_an_org_owner_cannot_read_or_change_the_instance(api: Api) -> None
         ("AddTrustedDomain", {"trustedDomain": "mine.example"}),
     ]:
         assert (await owner.error("instance", method, body))[:2] == (403, "permission_denied")
+
+
+async def test_an_instance_viewer_reads_but_does_not_change(api: Api) -> None:
+    _, viewer = await machine_with_token(api, "viewer", instance_roles=["IAM_OWNER_VIEWER"])
+    assert (await viewer.ok("instance", "GetInstance"))["instance"]["id"] == api.instance_id
+    assert (await viewer.ok("instance", "ListTrustedDomains"))["trustedDomain"] == []
+    assert (await viewer.error("instance", "UpdateInstance", {"instanceName": "x"}))[:2] == (
+        403, "permission_denied"
+    )
