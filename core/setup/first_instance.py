@@ -7,13 +7,13 @@ the password at first login unless told otherwise) and, when
 access token is written to `Org.Machine.Pat.Path` (mode 0600). Everything is
 one push, so a step killed half-way leaves nothing behind and reruns whole.
 
-The credentials are printed once, to standard error, when the instance is
+The credentials are logged once (INFO), when the instance is
 created: the step's recorded result holds ids only.
 """
 
 from __future__ import annotations
 
-import sys
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from donjon.core.setup.migrations import StepContext
 
 CREATOR = "SYSTEM"
+
+log = logging.getLogger(__name__)
 
 # Where each value of a NewInstance comes from in the configuration.
 CONFIG_KEYS = {
@@ -101,8 +103,7 @@ async def create_first_instance(ctx: StepContext) -> dict[str, Any]:
 def _announce(runtime: Runtime, username: str, org_domain: str, pat_file: Path | None) -> None:
     human = runtime.settings.FirstInstance.Org.Human
     lines = [
-        "",
-        "donjon: the first instance is ready",
+        "the first instance is ready",
         f"  console:  {runtime.settings.external_url}/ui/console/",
         f"  log in as {username}@{org_domain} with the password {human.Password!r}"
         + (" (you will be asked to change it)" if human.PasswordChangeRequired else ""),
@@ -111,5 +112,5 @@ def _announce(runtime: Runtime, username: str, org_domain: str, pat_file: Path |
         token = pat_file.read_text().strip()
         lines.append(f"  API token (personal access token of the service account, in {pat_file}):")
         lines.append(f"    {token}")
-    lines.append("")
-    print("\n".join(lines), file=sys.stderr, flush=True)
+    # Through the log, so that JSON logs stay one object per line.
+    log.info("\n".join(lines))
