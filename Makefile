@@ -20,7 +20,11 @@ $(MASTERKEY_FILE):
 	mkdir -p $(dir $@)
 	umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_hex(16), end='')" > $@
 
+# The first instance's service account and where its API token goes
+# (printed once, with the admin's login, when the instance is created).
 run: $(BIN)/.installed $(MASTERKEY_FILE)
+	DONJON_FIRSTINSTANCE_ORG_MACHINE_MACHINE_USERNAME=$${DONJON_FIRSTINSTANCE_ORG_MACHINE_MACHINE_USERNAME-admin-sa} \
+	DONJON_FIRSTINSTANCE_ORG_MACHINE_PAT_PATH=$${DONJON_FIRSTINSTANCE_ORG_MACHINE_PAT_PATH-.donjon/admin.pat} \
 	$(BIN)/donjon start-from-init --masterkeyFile $(MASTERKEY_FILE)
 
 test: $(BIN)/.installed
