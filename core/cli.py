@@ -3,6 +3,7 @@
     donjon init | setup | setup cleanup | start | start-from-init | start-from-setup
     donjon projections list | rebuild NAME | rebuild --all
     donjon plugins list
+    donjon instances create | list
     donjon <command of a plugin>   (`register_commands`; see docs/plugins.md)
 
 Commands that run setup or serve take --config (repeatable), and the master
@@ -606,6 +607,13 @@ def plugins_list(configs: tuple[str, ...]) -> None:
     for info in sorted(pm.infos.values(), key=lambda i: (i.source != "builtin", i.name)):
         table.add_row(info.name, info.version, info.source, info.state)
     Console(width=120).print(table)
+
+
+# -- instances: their own module, which builds on the helpers above ------------------
+
+from donjon.core.instances_cli import instances  # noqa: E402
+
+cli.add_command(instances)
 
 
 def main() -> None:
