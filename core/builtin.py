@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from donjon.core import hookimpl, instance
 from donjon.core.events import Event
-from donjon.core.identity import members, orgs, policy_events, projects, users
+from donjon.core.identity import apps, members, orgs, policy_events, projects, users
 from donjon.core.projections.base import Projection
 from donjon.core.setup import migrations
 
@@ -31,6 +31,7 @@ def register_event_types() -> list[type[Event]]:
         *members.EVENT_TYPES,
         *policy_events.EVENT_TYPES,
         *projects.EVENT_TYPES,
+        *apps.EVENT_TYPES,
     ]
 
 
@@ -44,16 +45,19 @@ def register_projections() -> list[Projection]:
         members.MembersProjection(),
         policy_events.PoliciesProjection(),
         projects.ProjectsProjection(),
+        apps.AppsProjection(),
     ]
 
 
 @hookimpl
 def register_api_services() -> list[Service]:
+    from donjon.core.api import application_service
     from donjon.core.api import settings_service
     from donjon.core.api import event_service, instance_service
     from donjon.core.api import org_service, project_service
 
     return [
+        application_service.service,
         org_service.service, project_service.service,
         instance_service.service,
         event_service.service,

@@ -54,6 +54,7 @@ UNIQUE_PROJECT_NAME = "project_name"
 UNIQUE_ROLE = "project_role"
 UNIQUE_CLIENT_ID = "client_id"
 UNIQUE_ENTITY_ID = "saml_entity_id"
+UNIQUE_APP_ID = "app_id"
 
 
 def name_unique(org_id: str, name: str) -> str:
@@ -64,7 +65,7 @@ def role_unique(project_id: str, key: str) -> str:
     return f"{project_id}:{key}"
 
 
-class _Partial(Event):
+class PartialEvent(Event):
     """An event whose None fields mean "unchanged": they are left out of the payload."""
 
     def payload(self) -> dict[str, Any]:
@@ -87,7 +88,7 @@ class ProjectAdded(Event):
 
 
 @dataclass(frozen=True)
-class ProjectChanged(_Partial):
+class ProjectChanged(PartialEvent):
     TYPE = "project.changed"
     AGGREGATE_TYPE = AGGREGATE
     name: str | None = None
@@ -128,7 +129,7 @@ class ProjectRoleAdded(Event):
 
 
 @dataclass(frozen=True)
-class ProjectRoleChanged(_Partial):
+class ProjectRoleChanged(PartialEvent):
     TYPE = "project.role.changed"
     AGGREGATE_TYPE = AGGREGATE
     key: str = ""
@@ -391,6 +392,10 @@ class ProjectState(WriteModel):
         self.roles.pop(e.payload["key"], None)
 
     # The app events that claim or free unique values (see `apps`).
+    @applies("project.application.added")
+    def on_app_added(self, e: StoredEvent) -> None:
+        self.app_uniques.setdefault(e.payload["app_id"], {})[UNIQUE_APP_ID] = e.payload["app_id"]
+
     @applies("project.application.config.oidc.added", "project.application.config.api.added")
     def on_client_added(self, e: StoredEvent) -> None:
         self.app_uniques.setdefault(e.payload["app_id"], {})[UNIQUE_CLIENT_ID] = e.payload[
@@ -399,10 +404,13 @@ class ProjectState(WriteModel):
 
     @applies("project.application.config.saml.added", "project.application.config.saml.changed")
     def on_saml(self, e: StoredEvent) -> None:
-        if e.payload.get("entity_id"):
-            self.app_uniques.setdefault(e.payload["app_id"], {})[UNIQUE_ENTITY_ID] = e.payload[
-                "entity_id"
-            ]
+        if "entity_id" not in e.payload:
+            return
+        uniques = self.app_uniques.setdefault(e.payload["app_id"], {})
+        if e.payload["entity_id"]:
+            uniques[UNIQUE_ENTITY_ID] = e.payload["entity_id"]
+        else:
+            uniques.pop(UNIQUE_ENTITY_ID, None)
 
     @applies("project.application.removed")
     def on_app_removed(self, e: StoredEvent) -> None:
