@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from donjon.core import hookimpl, instance
 from donjon.core.events import Event
-from donjon.core.identity import apps, members, orgs, policy_events, projects, users
+from donjon.core.identity import apps, authorizations, members, orgs, policy_events, projects, users
 from donjon.core.projections.base import Projection
 from donjon.core.setup import migrations
 
@@ -30,6 +30,7 @@ def register_event_types() -> list[type[Event]]:
         *users.EVENT_TYPES,
         *members.EVENT_TYPES,
         *policy_events.EVENT_TYPES,
+        *authorizations.EVENT_TYPES,
         *projects.EVENT_TYPES,
         *apps.EVENT_TYPES,
     ]
@@ -44,6 +45,7 @@ def register_projections() -> list[Projection]:
         users.UsersProjection(),
         members.MembersProjection(),
         policy_events.PoliciesProjection(),
+        authorizations.AuthorizationsProjection(),
         projects.ProjectsProjection(),
         apps.AppsProjection(),
     ]
@@ -51,6 +53,7 @@ def register_projections() -> list[Projection]:
 
 @hookimpl
 def register_api_services() -> list[Service]:
+    from donjon.core.api import authorization_service
     from donjon.core.api import application_service
     from donjon.core.api import settings_service
     from donjon.core.api import event_service, instance_service
@@ -62,6 +65,7 @@ def register_api_services() -> list[Service]:
         instance_service.service,
         event_service.service,
         settings_service.service,
+        authorization_service.service,
     ]
 
 
