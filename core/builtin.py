@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from donjon.core import hookimpl, instance
 from donjon.core.events import Event
 from donjon.core.identity import apps, authorizations, members, orgs, policy_events, projects, users
+from donjon.core.identity import user_keys, user_metadata
 from donjon.core.projections.base import Projection
 from donjon.core.setup import migrations
 
@@ -28,6 +29,8 @@ def register_event_types() -> list[type[Event]]:
         *migrations.EVENT_TYPES,
         *orgs.EVENT_TYPES,
         *users.EVENT_TYPES,
+        *user_keys.EVENT_TYPES,
+        *user_metadata.EVENT_TYPES,
         *members.EVENT_TYPES,
         *policy_events.EVENT_TYPES,
         *authorizations.EVENT_TYPES,
@@ -43,6 +46,8 @@ def register_projections() -> list[Projection]:
         instance.InstanceTrustedDomainsProjection(),
         orgs.OrgsProjection(),
         users.UsersProjection(),
+        user_keys.MachineKeysProjection(),
+        user_metadata.UserMetadataProjection(),
         members.MembersProjection(),
         policy_events.PoliciesProjection(),
         authorizations.AuthorizationsProjection(),
@@ -58,6 +63,7 @@ def register_api_services() -> list[Service]:
     from donjon.core.api import settings_service
     from donjon.core.api import event_service, instance_service
     from donjon.core.api import org_service, project_service
+    from donjon.core.api import user_service
 
     return [
         application_service.service,
@@ -65,6 +71,7 @@ def register_api_services() -> list[Service]:
         instance_service.service,
         event_service.service,
         settings_service.service,
+        user_service.service,
         authorization_service.service,
     ]
 

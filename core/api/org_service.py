@@ -20,6 +20,8 @@ from donjon.core.api.connect import (
     timestamp,
 )
 from donjon.core.api.queries import ListQuery, paging, text_condition
+from donjon.core.api.user_service_create import codes as new_user_codes
+from donjon.core.api.user_service_create import plan_org_admin
 from donjon.core.events import AggregateChanges
 from donjon.core.identity import members, orgs
 from donjon.core.identity.users import users_table
@@ -140,33 +142,34 @@ async def add_organization(call: Call, req: AddOrganizationRequest) -> dict[str,
     for i, admin in enumerate(req.admins):
         roles = admin.roles or ["ORG_OWNER"]
         if admin.human is not None:
-            raise invalid(
-                f"admins.{i}.human",
-                "creating a new user as administrator is not supported yet; create the user"
-                " first and pass its userId",
-            )
-        if not admin.user_id:
-            raise invalid(f"admins.{i}.userId", "is required")
-        async with call.runtime.db.read() as conn:
-            user = (
-                await conn.execute(
-                    select(users_table.c.id).where(
-                        users_table.c.instance_id == call.instance_id,
-                        users_table.c.id == admin.user_id,
+            # A new human user of the new org, created in the same push.
+            planned = await plan_org_admin(call, org_id, admin.human, f"admins.{i}.human.")
+            changes.append(planned.changes)
+            user_id = planned.user_id
+            created: dict[str, Any] = {"userId": user_id, **new_user_codes(planned)}
+        else:
+            if not admin.user_id:
+                raise invalid(f"admins.{i}.userId", "is required")
+            async with call.runtime.db.read() as conn:
+                user = (
+                    await conn.execute(
+                        select(users_table.c.id).where(
+                            users_table.c.instance_id == call.instance_id,
+                            users_table.c.id == admin.user_id,
+                        )
                     )
-                )
-            ).first()
-        if user is None:
-            raise invalid(f"admins.{i}.userId", f"no user {admin.user_id} in this instance")
+                ).first()
+            if user is None:
+                raise invalid(f"admins.{i}.userId", f"no user {admin.user_id} in this instance")
+            user_id = admin.user_id
+            created = {"userId": user_id}
         try:
             changes.append(
-                members.add_member(
-                    members.ORG, call.instance_id, org_id, org_id, admin.user_id, roles
-                )
+                members.add_member(members.ORG, call.instance_id, org_id, org_id, user_id, roles)
             )
         except ValueError as exc:
             raise invalid(f"admins.{i}.roles", str(exc)) from None
-        created_admins.append({"userId": admin.user_id})
+        created_admins.append(created)
     stored = await call.runtime.store.push(changes, creator=call.user_id)
     org_events = [e for e in stored if e.aggregate_id == org_id and e.aggregate_type == "org"]
     return {

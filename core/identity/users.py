@@ -4,22 +4,28 @@ User names are unique per instance (case-insensitive); a user's login name
 is `username@<primary domain of its org>`. Events follow ZITADEL's names
 (`user.human.added`, `user.machine.added`, `user.locked`, ...).
 
-This module holds the events, the write model and the read model; the
-commands that validate input against policies live in `user_commands`.
+This module holds the events that add and remove a user and its personal
+access tokens, the `users` read model (which follows every user event in
+`user_events`) and the write model `UserState`; reads beyond `get_user`
+(login names, lookup by login name) are in `user_reads`. The commands that validate
+input live in `user_commands`, passwords in `user_password`, machine keys in
+`user_keys`, metadata in `user_metadata`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import Boolean, Column, Index, Integer, Table, Text, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from donjon.core.events import AddUnique, Aggregate, AggregateChanges, Event, StoredEvent
 from donjon.core.eventstore.schema import UTCDateTime
+from donjon.core.identity import user_events as ev
 from donjon.core.identity.writemodel import WriteModel, applies
 from donjon.core.projections.base import Projection, handles, projection_metadata
-from donjon.core.projections.statements import Patch, Put, Remove, RemoveWhere
+from donjon.core.projections.statements import Patch, PatchWhere, Put, Remove, RemoveWhere
 
 AGGREGATE = "user"
 HUMAN, MACHINE = "human", "machine"
@@ -93,6 +99,7 @@ EVENT_TYPES: list[type[Event]] = [
     PersonalAccessTokenAdded,
     PersonalAccessTokenRemoved,
     UserRemoved,
+    *ev.EVENT_TYPES,
 ]
 
 users_table = Table(
@@ -144,9 +151,8 @@ personal_access_tokens_table = Table(
 )
 
 
-def _parse_expiration(value: str):  # type: ignore[no-untyped-def]
-    from datetime import datetime
-
+def parse_time(value: str) -> datetime | None:
+    """An RFC 3339 time of an event payload; None for empty (never)."""
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
 
 
@@ -154,7 +160,7 @@ class UsersProjection(Projection):
     """`users` and `user_personal_access_tokens`, written in the push transaction."""
 
     name = "users"
-    version = 1
+    version = 2
     inline = True
     tables = (users_table, personal_access_tokens_table)
 
@@ -234,7 +240,7 @@ class UsersProjection(Projection):
                     "id": p["token_id"],
                     "user_id": e.aggregate_id,
                     "digest": p["digest"],
-                    "expiration": _parse_expiration(p.get("expiration", "")),
+                    "expiration": parse_time(p.get("expiration", "")),
                     "scopes": " ".join(p.get("scopes", [])),
                     "created_at": e.created_at,
                 },
@@ -262,12 +268,107 @@ class UsersProjection(Projection):
             ),
         ]
 
+    # -- changes (user_events) -----------------------------------------------------------
+
+    def _activate_initial(self, e: StoredEvent) -> PatchWhere:
+        """A user still in its initial state becomes active (a password, a verified email)."""
+        return PatchWhere(users_table, {**self.key(e), "state": INITIAL}, {"state": ACTIVE})
+
+    @handles(ev.HumanProfileChanged.TYPE, ev.MachineChanged.TYPE)
+    def fields_changed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return [self.touch(e, **{k: v for k, v in e.payload.items() if v is not None})]
+
+    @handles(ev.UsernameChanged.TYPE)
+    def username_changed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return [self.touch(e, username=e.payload["username"])]
+
+    @handles(ev.HumanEmailChanged.TYPE)
+    def email_changed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return [self.touch(e, email=e.payload["email"], email_verified=False)]
+
+    @handles(ev.HumanEmailVerified.TYPE)
+    def email_verified(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return [self.touch(e, email_verified=True), self._activate_initial(e)]
+
+    @handles(ev.HumanPhoneChanged.TYPE)
+    def phone_changed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return [self.touch(e, phone=e.payload["phone"], phone_verified=False)]
+
+    @handles(ev.HumanPhoneVerified.TYPE)
+    def phone_verified(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return [self.touch(e, phone_verified=True)]
+
+    @handles(ev.HumanPhoneRemoved.TYPE)
+    def phone_removed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return [self.touch(e, phone="", phone_verified=False)]
+
+    @handles(ev.HumanPasswordChanged.TYPE)
+    def password_changed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return [
+            self.touch(
+                e,
+                password_hash=e.payload["password_hash"],
+                password_change_required=e.payload.get("change_required", False),
+                password_changed_at=e.created_at,
+            ),
+            self._activate_initial(e),
+        ]
+
+    @handles(ev.HumanPasswordHashUpdated.TYPE)
+    def password_rehashed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        # The same password: neither the change date nor passwordChanged move.
+        return [
+            Patch(users_table, self.key(e), {"password_hash": e.payload["password_hash"]})
+        ]
+
+    @handles(ev.UserLocked.TYPE)
+    def locked(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return [self.touch(e, state=LOCKED)]
+
+    @handles(ev.UserDeactivated.TYPE)
+    def deactivated(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return [self.touch(e, state=INACTIVE)]
+
+    @handles(ev.UserUnlocked.TYPE, ev.UserReactivated.TYPE)
+    def activated(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return [self.touch(e, state=ACTIVE)]
+
+    @handles(ev.MachineSecretSet.TYPE)
+    def secret_set(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return [self.touch(e, secret_digest=e.payload["digest"])]
+
+    @handles(ev.MachineSecretRemoved.TYPE)
+    def secret_removed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return [self.touch(e, secret_digest="")]
+
+    # Events that change the user without a column here still advance its
+    # change date and sequence, so `details` reports the aggregate's sequence.
+    @handles(
+        ev.HumanEmailCodeAdded.TYPE,
+        ev.HumanPhoneCodeAdded.TYPE,
+        ev.HumanPasswordCodeAdded.TYPE,
+        "user.machine.key.added",
+        "user.machine.key.removed",
+        "user.metadata.set",
+        "user.metadata.removed",
+    )
+    def touched(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return [self.touch(e)]
+
 
 _TEXT_COLUMNS = (
     "first_name", "last_name", "nick_name", "display_name", "preferred_language", "gender",
     "email", "phone", "password_hash", "name", "description", "access_token_type",
     "secret_digest",
 )
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCode:
+    """A verification code waiting to be used: its digest and when it expires."""
+
+    digest: str
+    expires_at: datetime | None
 
 
 class UserState(WriteModel):
@@ -281,6 +382,23 @@ class UserState(WriteModel):
         self.state = ""
         self.username = ""
         self.pats: dict[str, str] = {}  # token id -> digest
+        # humans
+        self.first_name = self.last_name = self.nick_name = self.display_name = ""
+        self.preferred_language = self.gender = ""
+        self.email = self.phone = ""
+        self.email_verified = self.phone_verified = False
+        self.password_hash = ""
+        self.password_change_required = False
+        self.failed_password_attempts = 0
+        self.email_code: PendingCode | None = None
+        self.phone_code: PendingCode | None = None
+        self.password_code: PendingCode | None = None
+        # machines
+        self.name = self.description = ""
+        self.access_token_type = ""
+        self.has_secret = False
+        self.keys: set[str] = set()
+        self.metadata: set[str] = set()
 
     @property
     def exists(self) -> bool:
@@ -288,16 +406,134 @@ class UserState(WriteModel):
 
     @applies(HumanAdded.TYPE)
     def on_human_added(self, e: StoredEvent) -> None:
-        self.type = HUMAN
-        self.username = e.payload["username"]
         p = e.payload
+        self.type = HUMAN
+        self.username = p["username"]
         self.state = ACTIVE if p.get("password_hash") or p.get("email_verified") else INITIAL
+        self.first_name, self.last_name = p["first_name"], p["last_name"]
+        self.nick_name = p.get("nick_name", "")
+        self.display_name = p.get("display_name", "")
+        self.preferred_language = p.get("preferred_language", "")
+        self.gender = p.get("gender", "")
+        self.email, self.email_verified = p.get("email", ""), p.get("email_verified", False)
+        self.phone, self.phone_verified = p.get("phone", ""), p.get("phone_verified", False)
+        self.password_hash = p.get("password_hash", "")
+        self.password_change_required = p.get("password_change_required", False)
 
     @applies(MachineAdded.TYPE)
     def on_machine_added(self, e: StoredEvent) -> None:
         self.type = MACHINE
         self.username = e.payload["username"]
         self.state = ACTIVE
+        self.name = e.payload["name"]
+        self.description = e.payload.get("description", "")
+        self.access_token_type = e.payload.get("access_token_type", "bearer")
+
+    @applies(ev.HumanProfileChanged.TYPE, ev.MachineChanged.TYPE)
+    def on_fields_changed(self, e: StoredEvent) -> None:
+        for name, value in e.payload.items():
+            if value is not None:
+                setattr(self, name, value)
+
+    @applies(ev.UsernameChanged.TYPE)
+    def on_username_changed(self, e: StoredEvent) -> None:
+        self.username = e.payload["username"]
+
+    @applies(ev.HumanEmailChanged.TYPE)
+    def on_email_changed(self, e: StoredEvent) -> None:
+        self.email, self.email_verified, self.email_code = e.payload["email"], False, None
+
+    @applies(ev.HumanEmailCodeAdded.TYPE)
+    def on_email_code(self, e: StoredEvent) -> None:
+        self.email_code = PendingCode(e.payload["code_digest"], parse_time(e.payload["expires_at"]))
+
+    @applies(ev.HumanEmailVerified.TYPE)
+    def on_email_verified(self, e: StoredEvent) -> None:
+        self.email_verified, self.email_code = True, None
+        if self.state == INITIAL:
+            self.state = ACTIVE
+
+    @applies(ev.HumanPhoneChanged.TYPE)
+    def on_phone_changed(self, e: StoredEvent) -> None:
+        self.phone, self.phone_verified, self.phone_code = e.payload["phone"], False, None
+
+    @applies(ev.HumanPhoneCodeAdded.TYPE)
+    def on_phone_code(self, e: StoredEvent) -> None:
+        self.phone_code = PendingCode(e.payload["code_digest"], parse_time(e.payload["expires_at"]))
+
+    @applies(ev.HumanPhoneVerified.TYPE)
+    def on_phone_verified(self, e: StoredEvent) -> None:
+        self.phone_verified, self.phone_code = True, None
+
+    @applies(ev.HumanPhoneRemoved.TYPE)
+    def on_phone_removed(self, e: StoredEvent) -> None:
+        self.phone, self.phone_verified, self.phone_code = "", False, None
+
+    @applies(ev.HumanPasswordChanged.TYPE)
+    def on_password_changed(self, e: StoredEvent) -> None:
+        self.password_hash = e.payload["password_hash"]
+        self.password_change_required = e.payload.get("change_required", False)
+        self.password_code = None
+        if self.state == INITIAL:
+            self.state = ACTIVE
+
+    @applies(ev.HumanPasswordCodeAdded.TYPE)
+    def on_password_code(self, e: StoredEvent) -> None:
+        self.password_code = PendingCode(
+            e.payload["code_digest"], parse_time(e.payload["expires_at"])
+        )
+
+    @applies(ev.HumanPasswordHashUpdated.TYPE)
+    def on_password_rehashed(self, e: StoredEvent) -> None:
+        self.password_hash = e.payload["password_hash"]
+
+    @applies(ev.HumanPasswordCheckSucceeded.TYPE)
+    def on_password_check_succeeded(self, e: StoredEvent) -> None:
+        self.failed_password_attempts = 0
+
+    @applies(ev.HumanPasswordCheckFailed.TYPE)
+    def on_password_check_failed(self, e: StoredEvent) -> None:
+        self.failed_password_attempts += 1
+
+    @applies(ev.UserLocked.TYPE)
+    def on_locked(self, e: StoredEvent) -> None:
+        self.state = LOCKED
+
+    @applies(ev.UserUnlocked.TYPE)
+    def on_unlocked(self, e: StoredEvent) -> None:
+        self.state, self.failed_password_attempts = ACTIVE, 0
+
+    @applies(ev.UserDeactivated.TYPE)
+    def on_deactivated(self, e: StoredEvent) -> None:
+        self.state = INACTIVE
+
+    @applies(ev.UserReactivated.TYPE)
+    def on_reactivated(self, e: StoredEvent) -> None:
+        self.state = ACTIVE
+
+    @applies(ev.MachineSecretSet.TYPE)
+    def on_secret_set(self, e: StoredEvent) -> None:
+        self.has_secret = True
+
+    @applies(ev.MachineSecretRemoved.TYPE)
+    def on_secret_removed(self, e: StoredEvent) -> None:
+        self.has_secret = False
+
+    @applies("user.machine.key.added")
+    def on_key_added(self, e: StoredEvent) -> None:
+        self.keys.add(e.payload["key_id"])
+
+    @applies("user.machine.key.removed")
+    def on_key_removed(self, e: StoredEvent) -> None:
+        self.keys.discard(e.payload["key_id"])
+
+    @applies("user.metadata.set")
+    def on_metadata_set(self, e: StoredEvent) -> None:
+        self.metadata.add(e.payload["key"])
+
+    @applies("user.metadata.removed")
+    def on_metadata_removed(self, e: StoredEvent) -> None:
+        self.metadata.discard(e.payload["key"])
 
     @applies(PersonalAccessTokenAdded.TYPE)
     def on_pat_added(self, e: StoredEvent) -> None:
@@ -336,3 +572,4 @@ async def get_user(conn: AsyncConnection, instance_id: str, user_id: str) -> dic
         )
     ).first()
     return dict(row._mapping) if row else None
+
