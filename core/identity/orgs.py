@@ -83,6 +83,25 @@ class OrgDomainVerified(Event):
 
 
 @dataclass(frozen=True)
+class OrgDomainVerificationAdded(Event):
+    """A challenge to prove control of a domain: `token` served over HTTP or in DNS."""
+
+    TYPE = "org.domain.verification.added"
+    AGGREGATE_TYPE = AGGREGATE
+    domain: str
+    validation_type: str  # http | dns
+    token: str
+
+
+@dataclass(frozen=True)
+class OrgDomainVerificationFailed(Event):
+    TYPE = "org.domain.verification.failed"
+    AGGREGATE_TYPE = AGGREGATE
+    domain: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class OrgDomainPrimarySet(Event):
     TYPE = "org.domain.primary.set"
     AGGREGATE_TYPE = AGGREGATE
@@ -104,6 +123,8 @@ EVENT_TYPES: list[type[Event]] = [
     OrgRemoved,
     OrgDomainAdded,
     OrgDomainVerified,
+    OrgDomainVerificationAdded,
+    OrgDomainVerificationFailed,
     OrgDomainPrimarySet,
     OrgDomainRemoved,
 ]
@@ -129,6 +150,8 @@ org_domains_table = Table(
     Column("domain", Text, primary_key=True),
     Column("is_verified", Boolean, nullable=False),
     Column("is_primary", Boolean, nullable=False),
+    # http or dns once a verification challenge was asked for, else empty.
+    Column("validation_type", Text, nullable=False, default=""),
     Column("created_at", UTCDateTime, nullable=False),
     Column("changed_at", UTCDateTime, nullable=False),
 )
@@ -136,7 +159,7 @@ org_domains_table = Table(
 
 class OrgsProjection(Projection):
     name = "orgs"
-    version = 1
+    version = 2
     inline = True
     tables = (orgs_table, org_domains_table)
 
@@ -203,6 +226,7 @@ class OrgsProjection(Projection):
                     **self._domain_key(e),
                     "is_verified": False,
                     "is_primary": False,
+                    "validation_type": "",
                     "created_at": e.created_at,
                     "changed_at": e.created_at,
                 },
@@ -217,6 +241,17 @@ class OrgsProjection(Projection):
                 org_domains_table,
                 self._domain_key(e),
                 {"is_verified": True, "changed_at": e.created_at},
+            ),
+            self._touch(e),
+        ]
+
+    @handles(OrgDomainVerificationAdded.TYPE)
+    def domain_challenge(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return [
+            Patch(
+                org_domains_table,
+                self._domain_key(e),
+                {"validation_type": e.payload["validation_type"], "changed_at": e.created_at},
             ),
             self._touch(e),
         ]
@@ -253,6 +288,7 @@ class OrgState(WriteModel):
         self.state = ""
         self.domains: dict[str, bool] = {}  # domain -> verified
         self.primary_domain = ""
+        self.challenges: dict[str, tuple[str, str]] = {}  # domain -> (type, token)
 
     @property
     def exists(self) -> bool:
@@ -287,6 +323,10 @@ class OrgState(WriteModel):
     def on_domain_verified(self, e: StoredEvent) -> None:
         self.domains[e.payload["domain"]] = True
 
+    @applies(OrgDomainVerificationAdded.TYPE)
+    def on_challenge(self, e: StoredEvent) -> None:
+        self.challenges[e.payload["domain"]] = (e.payload["validation_type"], e.payload["token"])
+
     @applies(OrgDomainPrimarySet.TYPE)
     def on_primary(self, e: StoredEvent) -> None:
         self.primary_domain = e.payload["domain"]
@@ -294,6 +334,7 @@ class OrgState(WriteModel):
     @applies(OrgDomainRemoved.TYPE)
     def on_domain_removed(self, e: StoredEvent) -> None:
         self.domains.pop(e.payload["domain"], None)
+        self.challenges.pop(e.payload["domain"], None)
 
 
 _NOT_DOMAIN = re.compile(r"[^a-z0-9-]+")
@@ -355,6 +396,53 @@ def remove_org(state: OrgState) -> AggregateChanges:
             RemoveUnique("org_name", state.name),
             *(RemoveUnique("org_domain", d) for d in verified),
         ],
+    )
+
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+def check_org_domain(domain: str) -> str:
+    """The domain lower-cased; ValueError when it is not a host name."""
+    domain = domain.strip().lower().rstrip(".")
+    if not domain:
+        raise ValueError("must not be empty")
+    if not _DOMAIN.match(domain):
+        raise ValueError(f"{domain!r} is not a domain name such as example.com")
+    return domain
+
+
+def add_domain(state: OrgState, domain: str, *, verified: bool) -> AggregateChanges:
+    """Add `domain` to the org; verified at once when the domain policy does not ask for proof.
+
+    A verified domain is unique in the instance (it makes login names).
+    """
+    events: list[Event] = [OrgDomainAdded(domain=domain)]
+    unique = []
+    if verified:
+        events.append(OrgDomainVerified(domain=domain))
+        unique.append(AddUnique("org_domain", domain, DOMAIN_TAKEN))
+    return AggregateChanges(
+        state.aggregate(), events, expected_sequence=state.sequence, unique=unique
+    )
+
+
+def verify_domain(state: OrgState, domain: str) -> AggregateChanges:
+    return AggregateChanges(
+        state.aggregate(),
+        [OrgDomainVerified(domain=domain)],
+        expected_sequence=state.sequence,
+        unique=[AddUnique("org_domain", domain, DOMAIN_TAKEN)],
+    )
+
+
+def remove_domain(state: OrgState, domain: str) -> AggregateChanges:
+    unique = [RemoveUnique("org_domain", domain)] if state.domains.get(domain) else []
+    return AggregateChanges(
+        state.aggregate(),
+        [OrgDomainRemoved(domain=domain)],
+        expected_sequence=state.sequence,
+        unique=unique,
     )
 
 
