@@ -58,6 +58,7 @@ def register_projections() -> list[Projection]:
 
 @hookimpl
 def register_api_services() -> list[Service]:
+    from donjon.core.api import internal_permission_service
     from donjon.core.api import authorization_service
     from donjon.core.api import application_service
     from donjon.core.api import settings_service
@@ -73,6 +74,7 @@ def register_api_services() -> list[Service]:
         settings_service.service,
         user_service.service,
         authorization_service.service,
+        internal_permission_service.service,
     ]
 
 

@@ -15,12 +15,14 @@ project), as in ZITADEL.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from sqlalchemy import JSON, Column, Integer, Table, Text, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from donjon.core.events import Aggregate, AggregateChanges, Event, StoredEvent
 from donjon.core.eventstore.schema import UTCDateTime
+from donjon.core.identity.writemodel import WriteModel, applies
 from donjon.core.projections.base import Projection, handles, projection_metadata
 from donjon.core.projections.statements import Patch, Put, Remove, RemoveWhere
 
@@ -321,3 +323,111 @@ async def memberships_of(conn: AsyncConnection, instance_id: str, user_id: str) 
         ).where(members_table.c.instance_id == instance_id, members_table.c.user_id == user_id)
     )
     return [Membership(r.scope, r.resource_id, r.resource_owner, tuple(r.roles)) for r in rows]
+
+
+# -- the administrators API (InternalPermissionService) ----------------------------------
+
+
+class _ResourceMembers(WriteModel):
+    """The members of one resource (instance, org or project) as commands see them."""
+
+    scope: ClassVar[str]
+
+    def __init__(self, instance_id: str, aggregate_id: str) -> None:
+        super().__init__(instance_id, aggregate_id)
+        self.members: dict[str, list[str]] = {}  # user id -> roles
+
+    def _added(self, e: StoredEvent) -> None:
+        self.members[e.payload["user_id"]] = list(e.payload["roles"])
+
+    def _removed(self, e: StoredEvent) -> None:
+        self.members.pop(e.payload["user_id"], None)
+
+
+class InstanceMembers(_ResourceMembers):
+    aggregate_type = INSTANCE
+    scope = INSTANCE
+
+    @applies(InstanceMemberAdded.TYPE, InstanceMemberChanged.TYPE)
+    def on_set(self, e: StoredEvent) -> None:
+        self._added(e)
+
+    @applies(InstanceMemberRemoved.TYPE)
+    def on_removed(self, e: StoredEvent) -> None:
+        self._removed(e)
+
+
+class OrgMembers(_ResourceMembers):
+    aggregate_type = ORG
+    scope = ORG
+
+    @applies(OrgMemberAdded.TYPE, OrgMemberChanged.TYPE)
+    def on_set(self, e: StoredEvent) -> None:
+        self._added(e)
+
+    @applies(OrgMemberRemoved.TYPE)
+    def on_removed(self, e: StoredEvent) -> None:
+        self._removed(e)
+
+
+class ProjectMembers(_ResourceMembers):
+    aggregate_type = PROJECT
+    scope = PROJECT
+
+    @applies(ProjectMemberAdded.TYPE, ProjectMemberChanged.TYPE)
+    def on_set(self, e: StoredEvent) -> None:
+        self._added(e)
+
+    @applies(ProjectMemberRemoved.TYPE)
+    def on_removed(self, e: StoredEvent) -> None:
+        self._removed(e)
+
+
+MEMBER_STATES: dict[str, type[_ResourceMembers]] = {
+    INSTANCE: InstanceMembers,
+    ORG: OrgMembers,
+    PROJECT: ProjectMembers,
+}
+
+
+def add_member_to(
+    state: _ResourceMembers, owner: str, user_id: str, roles: list[str]
+) -> AggregateChanges:
+    """Make `user_id` a member (ValueError from `check_roles`), against the resource's state."""
+    return AggregateChanges(
+        state.aggregate(owner),
+        [ADDED[state.scope](user_id=user_id, roles=check_roles(state.scope, roles))],
+        expected_sequence=state.sequence,
+    )
+
+
+def change_member(
+    state: _ResourceMembers, user_id: str, roles: list[str]
+) -> AggregateChanges | None:
+    """Replace a member's roles; None when they are the same."""
+    roles = check_roles(state.scope, roles)
+    if sorted(roles) == sorted(state.members[user_id]):
+        return None
+    return AggregateChanges(
+        state.aggregate(),
+        [CHANGED[state.scope](user_id=user_id, roles=roles)],
+        expected_sequence=state.sequence,
+    )
+
+
+def remove_member(state: _ResourceMembers, user_id: str) -> AggregateChanges:
+    return AggregateChanges(
+        state.aggregate(),
+        [REMOVED[state.scope](user_id=user_id)],
+        expected_sequence=state.sequence,
+    )
+
+
+async def instance_owners(conn: AsyncConnection, instance_id: str) -> set[str]:
+    """The users holding IAM_OWNER on the instance (removed users are gone from the read model)."""
+    rows = await conn.execute(
+        select(members_table.c.user_id, members_table.c.roles).where(
+            members_table.c.instance_id == instance_id, members_table.c.scope == INSTANCE
+        )
+    )
+    return {r.user_id for r in rows if "IAM_OWNER" in r.roles}
