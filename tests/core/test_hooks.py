@@ -24,11 +24,16 @@ from litestar.di import NamedDependency
 from sqlalchemy import Column, Table, Text, select
 
 from donjon.core import cli as donjon_cli
-from donjon.core import hookimpl
+from donjon.core import hookimpl, ids
+from donjon.core.api.auth import Principal
+from donjon.core.api.connect import Call, Message, Service, invalid
 from donjon.core.app import create_app
-from donjon.core.errors import ConfigError, UnknownEventTypeError
+from donjon.core.errors import ConfigError, PluginError, UnknownEventTypeError
 from donjon.core.events import Aggregate, AggregateChanges, Event, StoredEvent
 from donjon.core.eventstore.query import EventQuery
+from donjon.core.identity import members, secrets, users
+from donjon.core.identity.orgs import orgs_table
+from donjon.core.identity.users import users_table
 from donjon.core.plugins import (
     DonjonPluginManager,
     PluginInfo,
@@ -235,6 +240,89 @@ async def test_hook_register_routes(settings: Settings) -> None:
     assert response.json() == {"instance_id": instance_id, "domain": "localhost"}
 
 
+echo = Service("hooktest.echo.v1.EchoService")
+
+
+class EchoRequest(Message):
+    text: str = ""
+    times: int = 1
+
+
+@echo.rpc("Echo", request=EchoRequest)
+async def echo_text(call: Call, req: EchoRequest) -> dict[str, Any]:
+    """Say the text again, `times` times."""
+    if req.times < 1:
+        raise invalid("times", "must be at least 1")
+    return {"text": req.text * req.times, "userId": call.user_id, "instanceId": call.instance_id}
+
+
+class Echo:
+    @hookimpl
+    async def register_api_services(self, settings: Settings) -> list[Service]:
+        assert isinstance(settings, Settings)
+        return [echo]
+
+
+async def machine_token(runtime: Runtime, instance_id: str, roles: list[str]) -> tuple[str, str]:
+    """(user id, personal access token) of a new service account of the first org,
+    with `roles` on the instance."""
+    async with runtime.db.read() as conn:
+        org_id = (await conn.execute(select(orgs_table.c.id).limit(1))).scalar_one()
+    user_id, token = ids.new_id(), secrets.new_secret()
+    changes = [
+        users.new_user(
+            instance_id,
+            user_id,
+            org_id,
+            [
+                users.MachineAdded(username=f"sa-{user_id}", name="sa"),
+                users.PersonalAccessTokenAdded(
+                    token_id=ids.new_id(), digest=secrets.digest(token), expiration=""
+                ),
+            ],
+            f"sa-{user_id}",
+        )
+    ]
+    if roles:
+        changes.append(
+            members.add_member(
+                members.INSTANCE, instance_id, instance_id, instance_id, user_id, roles
+            )
+        )
+    await runtime.store.push(changes, creator="test")
+    return user_id, token
+
+
+async def test_hook_register_api_services(settings: Settings) -> None:
+    runtime = await set_up(settings, manager(settings, echo=Echo()))
+    instance_id = await first_instance(runtime)
+    user_id, token = await machine_token(runtime, instance_id, [])
+    bearer = {"authorization": f"Bearer {token}"}
+    path = "/hooktest.echo.v1.EchoService/Echo"
+
+    async with client_of(create_app(runtime, run_projections=False)) as client:
+        echoed = await client.post(path, json={"text": "hi", "times": 2}, headers=bearer)
+        mistyped = await client.post(path, json={"times": "twice"}, headers=bearer)
+        refused = await client.post(path, json={"text": "hi", "times": 0}, headers=bearer)
+        anonymous = await client.post(path, json={"text": "hi"})
+        openapi = (await client.get("/openapi/management.json")).json()
+
+    assert echoed.status_code == 200
+    assert echoed.json() == {"text": "hihi", "userId": user_id, "instanceId": instance_id}
+    assert mistyped.status_code == 400 and mistyped.json()["code"] == "invalid_argument"
+    assert mistyped.json()["message"].startswith("times: ")
+    assert refused.json() == {"code": "invalid_argument", "message": "times: must be at least 1"}
+    assert (anonymous.status_code, anonymous.json()["code"]) == (401, "unauthenticated")
+    assert openapi["paths"][path]["post"]["summary"] == "Say the text again, `times` times."
+
+    twice = build_runtime(settings, pm=manager(settings, echo=Echo(), again=Echo()))
+    try:
+        with pytest.raises(PluginError, match="EchoService/Echo is served twice"):
+            create_app(twice, run_projections=False)
+    finally:
+        await twice.close()
+
+
 @click.command("hooktest-hello")
 @click.argument("name")
 @donjon_cli.config_option
@@ -413,3 +501,51 @@ async def test_hook_resolve_instance(settings: Settings) -> None:
     assert answered.json()["instance_id"] == "tenant-7"  # the plugin answered first
     assert unanswered.status_code == 404  # then the core's domains: none is tenants.example
     assert by_domain.json()["instance_id"] == first  # the plugin returned None: the core answered
+
+
+class BadgeTokens:
+    """Accepts the badge token `badge-42` as the first instance's human administrator."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    @hookimpl
+    async def resolve_principal(
+        self, token: str, instance_id: str, runtime: Runtime
+    ) -> Principal | None:
+        self.asked.append(token)
+        if token != "badge-42":
+            return None  # not a badge: the core tries its personal access tokens
+        async with runtime.db.read() as conn:
+            row = (
+                await conn.execute(
+                    select(users_table.c.id, users_table.c.resource_owner).where(
+                        users_table.c.instance_id == instance_id,
+                        users_table.c.username == "admin",
+                    )
+                )
+            ).first()
+        return Principal(row.id, row.resource_owner, instance_id, "badge") if row else None
+
+
+async def test_hook_resolve_principal(settings: Settings) -> None:
+    badges = BadgeTokens()
+    runtime = await set_up(settings, manager(settings, badges=badges))
+    instance_id = await first_instance(runtime)
+    _, pat = await machine_token(runtime, instance_id, ["IAM_OWNER"])
+    path = "/zitadel.org.v2.OrganizationService/ListOrganizations"
+
+    async with client_of(create_app(runtime, run_projections=False)) as client:
+
+        async def status(token: str) -> int:
+            r = await client.post(path, json={}, headers={"authorization": f"Bearer {token}"})
+            return r.status_code
+
+        by_badge = await status("badge-42")
+        by_pat = await status(pat)
+        unknown = await status("badge-43")
+
+    assert by_badge == 200  # the plugin answered: the admin, an IAM_OWNER
+    assert by_pat == 200  # the plugin returned None: the core's PAT lookup answered
+    assert unknown == 401  # nobody knew it
+    assert badges.asked == ["badge-42", pat, "badge-43"]  # asked before the core
