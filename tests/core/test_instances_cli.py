@@ -13,6 +13,7 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
@@ -190,3 +191,26 @@ async def test_a_taken_domain_or_a_bad_value_creates_nothing(
     assert weak.exit_code == 2 and "--admin-password" in weak.output
     assert lonely_pat.exit_code == 2 and "need --machine-username" in lonely_pat.output
     assert await runtime.store.max_position() == before
+
+
+async def test_the_first_instance_names_the_configuration_key_at_fault(tmp_path: Path) -> None:
+    """Setup creates the first instance with the same code, and reports a bad value by its key."""
+    from donjon.core.errors import ConfigError
+    from donjon.core.setup.first_instance import create_first_instance
+    from tests.conftest import make_settings, sqlite_database
+
+    weak = make_settings(
+        sqlite_database(tmp_path / "donjon.db"),
+        FirstInstance={"Org": {"Human": {"Password": "short"}}},
+    )
+    runtime = build_runtime(weak, masterkey=MASTERKEY)
+    try:
+        await create_tables(runtime.db)
+        tables = [m for m in runtime.migrations() if m.name.startswith("projection.")]
+        await SetupRunner(runtime).run(tables)
+        with pytest.raises(ConfigError, match=r"^FirstInstance\.Org\.Human\.Password: expected"):
+            await create_first_instance(SimpleNamespace(runtime=runtime))  # type: ignore[arg-type]
+        async with runtime.db.read() as conn:
+            assert await list_instances(conn) == []
+    finally:
+        await runtime.close()
