@@ -71,12 +71,15 @@ KINDS = {
     apps.API: "APPLICATION_TYPE_API",
 }
 COMPLIANCE_MESSAGES = {
-    "Application.OIDC.V1.Native.AuthMethodType.NotNone":
-        "Native apps should be public clients (auth method NONE, with PKCE).",
-    "Application.OIDC.V1.UserAgent.AuthMethodType.NotNone":
-        "User-agent apps should be public clients (auth method NONE, with PKCE).",
-    "Application.OIDC.V1.GrantType.Refresh.NoAuthCode":
-        "Refresh tokens are issued only with the authorization code grant.",
+    "Application.OIDC.V1.Native.AuthMethodType.NotNone": (
+        "Native apps should be public clients (auth method NONE, with PKCE)."
+    ),
+    "Application.OIDC.V1.UserAgent.AuthMethodType.NotNone": (
+        "User-agent apps should be public clients (auth method NONE, with PKCE)."
+    ),
+    "Application.OIDC.V1.GrantType.Refresh.NoAuthCode": (
+        "Refresh tokens are issued only with the authorization code grant."
+    ),
 }
 MAX_ID = 200
 
@@ -253,7 +256,9 @@ def oidc_settings(req: OIDCConfigRequest, where: str) -> dict[str, Any]:
             out[key] = getattr(req, name)
     if req.clock_skew is not None:
         try:
-            out["clock_skew_ms"] = app_config.parse_duration_ms(f"{where}.clockSkew", req.clock_skew)
+            out["clock_skew_ms"] = app_config.parse_duration_ms(
+                f"{where}.clockSkew", req.clock_skew
+            )
         except ConfigError as exc:
             raise invalid(exc.field, exc.problem) from None
     out.update(_login(req.login_version, f"{where}.loginVersion"))
@@ -367,7 +372,9 @@ def oidc_configuration(row: Any) -> dict[str, Any]:
         "version": "OIDC_VERSION_1_0",
         **compliance(config),
         "developmentMode": row["dev_mode"],
-        "accessTokenType": _reverse(TOKEN_TYPES).get(row["access_token_type"], "OIDC_TOKEN_TYPE_BEARER"),
+        "accessTokenType": _reverse(TOKEN_TYPES).get(
+            row["access_token_type"], "OIDC_TOKEN_TYPE_BEARER"
+        ),
         "accessTokenRoleAssertion": row["access_token_role_assertion"],
         "idTokenRoleAssertion": row["id_token_role_assertion"],
         "idTokenUserinfoAssertion": row["id_token_userinfo_assertion"],
@@ -508,7 +515,11 @@ async def create_application(call: Call, req: CreateApplicationRequest) -> dict[
         )
         client_id = ids.new_id()
         secret, digest = _new_secret_for(method)
-        config = {"client_id": client_id, "client_secret_digest": digest, "auth_method_type": method}
+        config = {
+            "client_id": client_id,
+            "client_secret_digest": digest,
+            "auth_method_type": method,
+        }
         response["apiConfiguration"] = {
             "clientId": client_id,
             **({"clientSecret": secret} if secret else {}),
@@ -518,7 +529,9 @@ async def create_application(call: Call, req: CreateApplicationRequest) -> dict[
             call.runtime.store, call.instance_id, project.id, app_id
         )
         if existing.app:
-            raise ConnectError("already_exists", "applicationId: an application with this id exists")
+            raise ConnectError(
+                "already_exists", "applicationId: an application with this id exists"
+            )
     else:
         app_id = ids.new_id()
     stored = await call.runtime.store.push(
@@ -550,7 +563,9 @@ def _app_filter(f: ApplicationSearchFilter, i: int) -> Any:
     if f.entity_id_filter is not None:
         return t.c.entity_id == f.entity_id_filter.entity_id
     if f.name_filter is not None:
-        return filter_text(t.c.name, f.name_filter.name, f.name_filter.method, f"{where}.nameFilter")
+        return filter_text(
+            t.c.name, f.name_filter.name, f.name_filter.method, f"{where}.nameFilter"
+        )
     if f.project_id_filter is not None:
         return t.c.project_id == f.project_id_filter.project_id
     if f.state_filter is not None:

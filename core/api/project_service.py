@@ -287,7 +287,11 @@ async def create_project(call: Call, req: CreateProjectRequest) -> dict[str, Any
     if call.user_id and not await call.allowed("project.write", org_id=org_id):
         changes.append(
             members.add_member(
-                members.PROJECT, call.instance_id, project_id, org_id, call.user_id,
+                members.PROJECT,
+                call.instance_id,
+                project_id,
+                org_id,
+                call.user_id,
                 ["PROJECT_OWNER"],
             )
         )

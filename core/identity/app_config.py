@@ -129,8 +129,9 @@ def check_redirect_uri(field: str, uri: str, app_type: str, dev_mode: bool) -> N
             return
         if app_type == "native":
             raise ConfigError(
-                field, "native apps may use http only on localhost, 127.0.0.1 or [::1]"
-                " (or enable developmentMode)"
+                field,
+                "native apps may use http only on localhost, 127.0.0.1 or [::1]"
+                " (or enable developmentMode)",
             )
         raise ConfigError(field, "must use https (http needs developmentMode)")
     if scheme in ("javascript", "data", "vbscript", "file"):
@@ -165,7 +166,7 @@ def parse_duration_ms(field: str, value: str) -> int:
     """A protobuf JSON Duration (`"1.5s"`) in milliseconds, 0 to 5 seconds."""
     match = re.fullmatch(r"(\d+)(?:\.(\d{1,9}))?s", value.strip())
     if not match:
-        raise ConfigError(field, f"expected a duration such as \"1s\" or \"0.5s\", got {value!r}")
+        raise ConfigError(field, f'expected a duration such as "1s" or "0.5s", got {value!r}')
     ms = int(match.group(1)) * 1000 + int((match.group(2) or "0").ljust(9, "0")[:3])
     if ms > MAX_CLOCK_SKEW_MS:
         raise ConfigError(field, "must be at most 5s")
@@ -203,7 +204,8 @@ def check_oidc(config: dict[str, Any]) -> dict[str, Any]:
     _uris(config, "post_logout_redirect_uris", "postLogoutRedirectUris")
     if "authorization_code" in grants and "code" not in responses:
         raise ConfigError(
-            "grantTypes", "OIDC_GRANT_TYPE_AUTHORIZATION_CODE needs response type OIDC_RESPONSE_TYPE_CODE"
+            "grantTypes",
+            "OIDC_GRANT_TYPE_AUTHORIZATION_CODE needs response type OIDC_RESPONSE_TYPE_CODE",
         )
     if "implicit" in grants and not responses & {"id_token", "id_token_token"}:
         raise ConfigError(
@@ -213,14 +215,18 @@ def check_oidc(config: dict[str, Any]) -> dict[str, Any]:
         )
     if "code" in responses and "authorization_code" not in grants:
         raise ConfigError(
-            "responseTypes", "OIDC_RESPONSE_TYPE_CODE needs grant type OIDC_GRANT_TYPE_AUTHORIZATION_CODE"
+            "responseTypes",
+            "OIDC_RESPONSE_TYPE_CODE needs grant type OIDC_GRANT_TYPE_AUTHORIZATION_CODE",
         )
     if responses & {"id_token", "id_token_token"} and "implicit" not in grants:
         raise ConfigError(
-            "responseTypes", "OIDC_RESPONSE_TYPE_ID_TOKEN* needs grant type OIDC_GRANT_TYPE_IMPLICIT"
+            "responseTypes",
+            "OIDC_RESPONSE_TYPE_ID_TOKEN* needs grant type OIDC_GRANT_TYPE_IMPLICIT",
         )
-    if method == "none" and "authorization_code" not in grants and not (
-        app_type == "user_agent" and "implicit" in grants
+    if (
+        method == "none"
+        and "authorization_code" not in grants
+        and not (app_type == "user_agent" and "implicit" in grants)
     ):
         raise ConfigError(
             "authMethodType",

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from donjon.core.events import AddUnique, AggregateChanges, Event, RemoveUnique, StoredEvent
 from donjon.core.eventstore.schema import UTCDateTime
 from donjon.core.identity import secrets
-from donjon.core.identity.app_config import OIDC_DEFAULTS
+from donjon.core.identity.app_config import OIDC_DEFAULTS, SECRET_METHODS
 from donjon.core.identity.projects import (
     AGGREGATE,
     UNIQUE_APP_ID,
@@ -487,8 +487,10 @@ def add_app(
         unique.append(AddUnique(UNIQUE_ENTITY_ID, config["entity_id"], ENTITY_ID_TAKEN))
     return AggregateChanges(
         project.aggregate(),
-        [AppAdded(app_id=app_id, name=check_app_name(name)),
-         CONFIG_ADDED[kind](app_id=app_id, **config)],
+        [
+            AppAdded(app_id=app_id, name=check_app_name(name)),
+            CONFIG_ADDED[kind](app_id=app_id, **config),
+        ],
         expected_sequence=project.sequence,
         unique=unique,
     )
@@ -620,6 +622,13 @@ async def get_app(conn: AsyncConnection, instance_id: str, app_id: str) -> dict[
 
 
 def check_client_secret(row: Any, secret: str) -> bool:
-    """Whether `secret` is the app's current client secret (False when it has none)."""
-    stored = row["client_secret_digest"] if isinstance(row, dict) else row.client_secret_digest
-    return bool(stored) and bool(secret) and secrets.matches(secret, stored)
+    """Whether `secret` is the app's current client secret.
+
+    False when the app has none, or does not authenticate with one (auth
+    method `none` or `private_key_jwt`, even if a secret was made before).
+    """
+    values = row if isinstance(row, dict) else row._mapping
+    stored = values["client_secret_digest"]
+    if values["auth_method_type"] not in SECRET_METHODS or not stored or not secret:
+        return False
+    return secrets.matches(secret, stored)

@@ -31,6 +31,7 @@ from donjon.core.events import (
     StoredEvent,
 )
 from donjon.core.eventstore.schema import UTCDateTime
+from donjon.core.eventstore.store import EventStore
 from donjon.core.identity.writemodel import WriteModel, applies
 from donjon.core.projections.base import Projection, handles, projection_metadata
 from donjon.core.projections.statements import Patch, Put, Remove, RemoveWhere
@@ -70,9 +71,7 @@ class PartialEvent(Event):
 
     def payload(self) -> dict[str, Any]:
         return {
-            f.name: getattr(self, f.name)
-            for f in fields(self)
-            if getattr(self, f.name) is not None
+            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None
         }
 
 
@@ -485,9 +484,7 @@ def change_project(state: ProjectState, **changes: Any) -> AggregateChanges | No
     Keyword names are the event's: name, project_role_assertion,
     project_role_check, has_project_check, private_labeling_setting.
     """
-    diff = {
-        k: v for k, v in changes.items() if v is not None and getattr(state, k) != v
-    }
+    diff = {k: v for k, v in changes.items() if v is not None and getattr(state, k) != v}
     if not diff:
         return None
     unique: list[AddUnique | RemoveUnique] = []
@@ -499,7 +496,9 @@ def change_project(state: ProjectState, **changes: Any) -> AggregateChanges | No
             AddUnique(UNIQUE_PROJECT_NAME, name_unique(state.owner, diff["name"]), NAME_TAKEN),
         ]
     return AggregateChanges(
-        state.aggregate(), [ProjectChanged(**diff)], expected_sequence=state.sequence,
+        state.aggregate(),
+        [ProjectChanged(**diff)],
+        expected_sequence=state.sequence,
         unique=unique,
     )
 
@@ -562,6 +561,29 @@ def remove_role(state: ProjectState, key: str) -> AggregateChanges:
     )
 
 
+async def remove_org_projects(
+    store: EventStore, conn: AsyncConnection, instance_id: str, org_id: str
+) -> list[AggregateChanges]:
+    """The removal of every project of an org, to push with the org's removal.
+
+    The read models drop an org's projects on `org.removed` anyway; pushing
+    these frees the projects' unique values too (client ids, SAML entity ids,
+    custom app ids), so they can be used again elsewhere.
+    """
+    rows = await conn.execute(
+        select(projects_table.c.id).where(
+            projects_table.c.instance_id == instance_id,
+            projects_table.c.resource_owner == org_id,
+        )
+    )
+    changes = []
+    for (project_id,) in rows.all():
+        state = await ProjectState.load(store, instance_id, project_id)
+        if state.exists:
+            changes.append(remove_project(state))
+    return changes
+
+
 # -- reads ------------------------------------------------------------------------------
 
 
@@ -578,9 +600,7 @@ async def get_project(
     return dict(row._mapping) if row else None
 
 
-async def project_role_keys(
-    conn: AsyncConnection, instance_id: str, project_id: str
-) -> set[str]:
+async def project_role_keys(conn: AsyncConnection, instance_id: str, project_id: str) -> set[str]:
     """The keys of the project's roles."""
     rows = await conn.execute(
         select(project_roles_table.c.key).where(

@@ -43,9 +43,7 @@ async def create(api: Api, project_id: str, name: str = "app", **config: Any) ->
 
 
 async def get(api: Api, app_id: str) -> dict[str, Any]:
-    return (await api.ok("application", "GetApplication", {"applicationId": app_id}))[
-        "application"
-    ]
+    return (await api.ok("application", "GetApplication", {"applicationId": app_id}))["application"]
 
 
 async def test_create_a_web_app_with_a_secret_shown_once(api: Api) -> None:
@@ -80,7 +78,9 @@ async def test_the_read_model_finds_the_client_and_checks_its_secret(api: Api) -
         assert await app_by_client_id(conn, "other-instance", oidc["clientId"]) is None
     assert row is not None
     assert (row["project_id"], row["project_name"], row["project_role_assertion"]) == (
-        project_id, "Shop", True
+        project_id,
+        "Shop",
+        True,
     )
     assert row["redirect_uris"] == WEB["redirectUris"] and row["auth_method_type"] == "basic"
     assert row["client_secret_digest"] != oidc["clientSecret"]
@@ -95,12 +95,15 @@ async def test_generate_client_secret_replaces_the_old_one(api: Api) -> None:
     created = await create(api, project_id, oidcConfiguration=WEB)
     old = created["oidcConfiguration"]["clientSecret"]
     new = await api.ok(
-        "application", "GenerateClientSecret",
+        "application",
+        "GenerateClientSecret",
         {"applicationId": created["applicationId"], "projectId": project_id},
     )
     assert new["clientSecret"] != old and new["creationDate"].endswith("Z")
     async with api.runtime.db.read() as conn:
-        row = await app_by_client_id(conn, api.instance_id, created["oidcConfiguration"]["clientId"])
+        row = await app_by_client_id(
+            conn, api.instance_id, created["oidcConfiguration"]["clientId"]
+        )
     assert check_client_secret(row, new["clientSecret"])
     assert not check_client_secret(row, old)
 
@@ -108,10 +111,16 @@ async def test_generate_client_secret_replaces_the_old_one(api: Api) -> None:
 async def test_native_and_user_agent_apps_are_public_clients(api: Api) -> None:
     project_id = await new_project(api)
     native = await create(
-        api, project_id, "Native",
+        api,
+        project_id,
+        "Native",
         oidcConfiguration={
-            "redirectUris": ["com.example.app:/callback", "http://127.0.0.1:8765/cb",
-                             "http://localhost/cb", "http://[::1]/cb"],
+            "redirectUris": [
+                "com.example.app:/callback",
+                "http://127.0.0.1:8765/cb",
+                "http://localhost/cb",
+                "http://[::1]/cb",
+            ],
             "applicationType": "OIDC_APP_TYPE_NATIVE",
             "authMethodType": "OIDC_AUTH_METHOD_TYPE_NONE",
             "skipNativeAppSuccessPage": True,
@@ -119,7 +128,9 @@ async def test_native_and_user_agent_apps_are_public_clients(api: Api) -> None:
     )
     assert "clientSecret" not in native["oidcConfiguration"]
     spa = await create(
-        api, project_id, "SPA",
+        api,
+        project_id,
+        "SPA",
         oidcConfiguration={
             "redirectUris": ["https://spa.example.com/"],
             "applicationType": "OIDC_APP_TYPE_USER_AGENT",
@@ -133,7 +144,9 @@ async def test_native_and_user_agent_apps_are_public_clients(api: Api) -> None:
     config = (await get(api, spa["applicationId"]))["oidcConfiguration"]
     assert config["allowedOrigins"] == ["https://spa.example.com", "https://api.example.com"]
     assert config["clockSkew"] == "1.500s"
-    assert config["loginVersion"] == {"loginV2": {"baseUri": "https://login.example.com/ui/v2/login"}}
+    assert config["loginVersion"] == {
+        "loginV2": {"baseUri": "https://login.example.com/ui/v2/login"}
+    }
     # No secret to regenerate for a public client.
     status, code, _ = await api.error(
         "application", "GenerateClientSecret", {"applicationId": spa["applicationId"]}
@@ -145,7 +158,8 @@ async def test_development_mode_allows_http_redirects_for_web_apps(api: Api) -> 
     project_id = await new_project(api)
     body = {**WEB, "redirectUris": ["http://dev.example.com/cb"]}
     status, code, message = await api.error(
-        "application", "CreateApplication",
+        "application",
+        "CreateApplication",
         {"projectId": project_id, "name": "x", "oidcConfiguration": body},
     )
     assert (status, code) == (400, "invalid_argument")
@@ -156,9 +170,13 @@ async def test_development_mode_allows_http_redirects_for_web_apps(api: Api) -> 
 async def test_a_non_compliant_config_is_saved_and_reported(api: Api) -> None:
     project_id = await new_project(api)
     created = await create(
-        api, project_id,
-        oidcConfiguration={"redirectUris": ["myapp://cb"], "applicationType": "OIDC_APP_TYPE_NATIVE",
-                           "authMethodType": "OIDC_AUTH_METHOD_TYPE_BASIC"},
+        api,
+        project_id,
+        oidcConfiguration={
+            "redirectUris": ["myapp://cb"],
+            "applicationType": "OIDC_APP_TYPE_NATIVE",
+            "authMethodType": "OIDC_AUTH_METHOD_TYPE_BASIC",
+        },
     )
     assert created["oidcConfiguration"]["nonCompliant"] is True
     assert [p["key"] for p in created["oidcConfiguration"]["complianceProblems"]] == [
@@ -171,7 +189,9 @@ async def test_saml_app_from_metadata_xml_and_from_a_url(api: Api) -> None:
 
     project_id = await new_project(api)
     created = await create(
-        api, project_id, "SP",
+        api,
+        project_id,
+        "SP",
         samlConfiguration={"metadataXml": b64(METADATA), "loginVersion": {"loginV1": {}}},
     )
     assert created["samlConfiguration"] == {}
@@ -183,17 +203,26 @@ async def test_saml_app_from_metadata_xml_and_from_a_url(api: Api) -> None:
     assert row is not None and row["id"] == created["applicationId"]
     # Entity ids are unique in the instance.
     status, code, _ = await api.error(
-        "application", "CreateApplication",
-        {"projectId": project_id, "name": "SP2", "samlConfiguration": {"metadataXml": b64(METADATA)}},
+        "application",
+        "CreateApplication",
+        {
+            "projectId": project_id,
+            "name": "SP2",
+            "samlConfiguration": {"metadataXml": b64(METADATA)},
+        },
     )
     assert (status, code) == (409, "already_exists")
     by_url = await create(
-        api, project_id, "SP3", samlConfiguration={"metadataUrl": "https://sp3.example.com/metadata"}
+        api,
+        project_id,
+        "SP3",
+        samlConfiguration={"metadataUrl": "https://sp3.example.com/metadata"},
     )
     config = (await get(api, by_url["applicationId"]))["samlConfiguration"]
     assert config["metadataUrl"] == "https://sp3.example.com/metadata"
     listed = await api.ok(
-        "application", "ListApplications",
+        "application",
+        "ListApplications",
         {"filters": [{"entityIdFilter": {"entityId": "https://sp.example.com/saml"}}]},
     )
     assert [a["applicationId"] for a in listed["applications"]] == [created["applicationId"]]
@@ -210,7 +239,8 @@ async def test_saml_metadata_with_a_dtd_or_entities_is_refused(api: Api) -> None
     ]
     for bomb in bombs:
         status, code, message = await api.error(
-            "application", "CreateApplication",
+            "application",
+            "CreateApplication",
             {"projectId": project_id, "name": "x", "samlConfiguration": {"metadataXml": b64(bomb)}},
         )
         assert (status, code) == (400, "invalid_argument")
@@ -223,7 +253,9 @@ async def test_api_app_with_basic_or_private_key_jwt(api: Api) -> None:
     basic = await create(api, project_id, "API", apiConfiguration={})
     assert basic["apiConfiguration"]["clientId"] and basic["apiConfiguration"]["clientSecret"]
     jwt = await create(
-        api, project_id, "API 2",
+        api,
+        project_id,
+        "API 2",
         apiConfiguration={"authMethodType": "API_AUTH_METHOD_TYPE_PRIVATE_KEY_JWT"},
     )
     assert "clientSecret" not in jwt["apiConfiguration"]
@@ -232,12 +264,18 @@ async def test_api_app_with_basic_or_private_key_jwt(api: Api) -> None:
         "clientId": jwt["apiConfiguration"]["clientId"],
         "authMethodType": "API_AUTH_METHOD_TYPE_PRIVATE_KEY_JWT",
     }
-    secret = await api.ok("application", "GenerateClientSecret",
-                          {"applicationId": basic["applicationId"]})
+    secret = await api.ok(
+        "application", "GenerateClientSecret", {"applicationId": basic["applicationId"]}
+    )
     assert secret["clientSecret"] != basic["apiConfiguration"]["clientSecret"]
-    await api.ok("application", "UpdateApplication",
-                 {"applicationId": jwt["applicationId"], "apiConfiguration": {
-                     "authMethodType": "API_AUTH_METHOD_TYPE_BASIC"}})
+    await api.ok(
+        "application",
+        "UpdateApplication",
+        {
+            "applicationId": jwt["applicationId"],
+            "apiConfiguration": {"authMethodType": "API_AUTH_METHOD_TYPE_BASIC"},
+        },
+    )
     app = await get(api, jwt["applicationId"])
     assert app["apiConfiguration"]["authMethodType"] == "API_AUTH_METHOD_TYPE_BASIC"
 
@@ -246,10 +284,17 @@ async def test_update_changes_only_what_is_sent(api: Api) -> None:
     project_id = await new_project(api)
     app_id = (await create(api, project_id, "Old", oidcConfiguration=WEB))["applicationId"]
     await api.ok(
-        "application", "UpdateApplication",
-        {"applicationId": app_id, "projectId": project_id, "name": "New",
-         "oidcConfiguration": {"redirectUris": ["https://new.example.com/cb"],
-                               "idTokenRoleAssertion": True}},
+        "application",
+        "UpdateApplication",
+        {
+            "applicationId": app_id,
+            "projectId": project_id,
+            "name": "New",
+            "oidcConfiguration": {
+                "redirectUris": ["https://new.example.com/cb"],
+                "idTokenRoleAssertion": True,
+            },
+        },
     )
     app = await get(api, app_id)
     config = app["oidcConfiguration"]
@@ -263,7 +308,8 @@ async def test_update_changes_only_what_is_sent(api: Api) -> None:
     assert await api.runtime.store.max_position() == before
     # A configuration of another kind is refused.
     status, code, message = await api.error(
-        "application", "UpdateApplication",
+        "application",
+        "UpdateApplication",
         {"applicationId": app_id, "samlConfiguration": {"metadataXml": b64(METADATA)}},
     )
     assert (status, code) == (400, "invalid_argument") and message.startswith("samlConfiguration:")
@@ -275,8 +321,11 @@ async def test_update_saml_metadata_moves_the_entity_id(api: Api) -> None:
         "applicationId"
     ]
     other = METADATA.replace(b"https://sp.example.com/saml", b"https://sp.example.com/v2")
-    await api.ok("application", "UpdateApplication",
-                 {"applicationId": app_id, "samlConfiguration": {"metadataXml": b64(other)}})
+    await api.ok(
+        "application",
+        "UpdateApplication",
+        {"applicationId": app_id, "samlConfiguration": {"metadataXml": b64(other)}},
+    )
     # The old entity id is free again.
     await create(api, project_id, "again", samlConfiguration={"metadataXml": b64(METADATA)})
 
@@ -287,20 +336,26 @@ async def test_deactivate_reactivate_and_delete(api: Api) -> None:
     app_id = created["applicationId"]
     ref = {"applicationId": app_id, "projectId": project_id}
     assert (await api.ok("application", "DeactivateApplication", ref))["deactivationDate"]
-    assert (await api.error("application", "DeactivateApplication", ref))[1] == "failed_precondition"
+    assert (await api.error("application", "DeactivateApplication", ref))[
+        1
+    ] == "failed_precondition"
     assert (await get(api, app_id))["state"] == "APPLICATION_STATE_INACTIVE"
     assert (await api.ok("application", "ReactivateApplication", ref))["reactivationDate"]
-    assert (await api.error("application", "ReactivateApplication", ref))[1] == "failed_precondition"
+    assert (await api.error("application", "ReactivateApplication", ref))[
+        1
+    ] == "failed_precondition"
     assert (await api.ok("application", "DeleteApplication", ref))["deletionDate"]
     assert (await api.error("application", "GetApplication", {"applicationId": app_id}))[:2] == (
-        404, "not_found"
+        404,
+        "not_found",
     )
     from donjon.core.identity.apps import app_by_client_id
 
     async with api.runtime.db.read() as conn:
-        assert await app_by_client_id(
-            conn, api.instance_id, created["oidcConfiguration"]["clientId"]
-        ) is None
+        assert (
+            await app_by_client_id(conn, api.instance_id, created["oidcConfiguration"]["clientId"])
+            is None
+        )
 
 
 async def test_deleting_the_project_removes_its_apps(api: Api) -> None:
@@ -328,9 +383,11 @@ async def test_list_applications_filters_sorts_and_pages(api: Api) -> None:
         data = await api.ok("application", "ListApplications", body)
         return [a["applicationId"] for a in data["applications"]]
 
-    by_name = await api.ok("application", "ListApplications",
-                           {"sortingColumn": "APPLICATION_SORT_BY_NAME",
-                            "pagination": {"asc": True, "limit": 2}})
+    by_name = await api.ok(
+        "application",
+        "ListApplications",
+        {"sortingColumn": "APPLICATION_SORT_BY_NAME", "pagination": {"asc": True, "limit": 2}},
+    )
     assert [a["name"] for a in by_name["applications"]] == ["a-api", "b-web"]
     assert by_name["pagination"] == {"totalResult": "3", "appliedLimit": "2"}
     assert await ids({"filters": [{"projectIdFilter": {"projectId": second}}]}) == [
@@ -342,29 +399,44 @@ async def test_list_applications_filters_sorts_and_pages(api: Api) -> None:
     assert await ids({"filters": [{"stateFilter": "APPLICATION_STATE_INACTIVE"}]}) == [
         saml["applicationId"]
     ]
-    assert await ids({"filters": [{"clientIdFilter": {
-        "clientId": web["oidcConfiguration"]["clientId"]}}]}) == [web["applicationId"]]
-    assert await ids({"filters": [{"nameFilter": {
-        "name": "WEB", "method": "TEXT_FILTER_METHOD_CONTAINS_IGNORE_CASE"}}]}) == [
-        web["applicationId"]
-    ]
+    assert await ids(
+        {"filters": [{"clientIdFilter": {"clientId": web["oidcConfiguration"]["clientId"]}}]}
+    ) == [web["applicationId"]]
+    assert await ids(
+        {
+            "filters": [
+                {"nameFilter": {"name": "WEB", "method": "TEXT_FILTER_METHOD_CONTAINS_IGNORE_CASE"}}
+            ]
+        }
+    ) == [web["applicationId"]]
 
 
 async def test_unknown_ids_are_not_found(api: Api) -> None:
     project_id = await new_project(api)
-    assert (await api.error("application", "CreateApplication",
-                            {"projectId": "nope", "name": "x", "apiConfiguration": {}}))[:2] == (
-        404, "not_found"
-    )
-    for method in ("GetApplication", "UpdateApplication", "DeleteApplication",
-                   "DeactivateApplication", "ReactivateApplication", "GenerateClientSecret"):
+    assert (
+        await api.error(
+            "application",
+            "CreateApplication",
+            {"projectId": "nope", "name": "x", "apiConfiguration": {}},
+        )
+    )[:2] == (404, "not_found")
+    for method in (
+        "GetApplication",
+        "UpdateApplication",
+        "DeleteApplication",
+        "DeactivateApplication",
+        "ReactivateApplication",
+        "GenerateClientSecret",
+    ):
         assert (await api.error("application", method, {"applicationId": "nope"}))[:2] == (
-            404, "not_found"
+            404,
+            "not_found",
         ), method
-        assert (await api.error("application", method,
-                                {"applicationId": "nope", "projectId": project_id}))[:2] == (
-            404, "not_found"
-        ), method
+        assert (
+            await api.error(
+                "application", method, {"applicationId": "nope", "projectId": project_id}
+            )
+        )[:2] == (404, "not_found"), method
 
 
 async def test_bad_input_names_the_field_and_writes_nothing(api: Api) -> None:
@@ -376,41 +448,101 @@ async def test_bad_input_names_the_field_and_writes_nothing(api: Api) -> None:
         return {"projectId": project_id, "name": "x", "oidcConfiguration": {**WEB, **changes}}
 
     cases: list[tuple[str, dict[str, Any], str]] = [
-        ("CreateApplication", {"projectId": project_id, "name": "", "apiConfiguration": {}}, "name:"),
+        (
+            "CreateApplication",
+            {"projectId": project_id, "name": "", "apiConfiguration": {}},
+            "name:",
+        ),
         ("CreateApplication", {"name": "x", "apiConfiguration": {}}, "projectId:"),
         ("CreateApplication", {"projectId": project_id, "name": "x"}, "oidcConfiguration:"),
-        ("CreateApplication", {"projectId": project_id, "name": "x", "apiConfiguration": {},
-                               "oidcConfiguration": WEB}, "apiConfiguration:"),
-        ("CreateApplication", {"projectId": project_id, "name": "x", "applicationId": "a b",
-                               "apiConfiguration": {}}, "applicationId:"),
-        ("CreateApplication", {"projectId": project_id, "name": "x",
-                               "apiConfiguration": {"authMethodType": "OIDC_AUTH_METHOD_TYPE_NONE"}},
-         "apiConfiguration.authMethodType:"),
-        ("CreateApplication", oidc(redirectUris=["/relative"]), "oidcConfiguration.redirectUris.0:"),
-        ("CreateApplication", oidc(redirectUris=["https://a.example.com/cb#frag"]),
-         "oidcConfiguration.redirectUris.0:"),
-        ("CreateApplication", oidc(redirectUris=["myapp://cb"]), "oidcConfiguration.redirectUris.0:"),
-        ("CreateApplication", oidc(redirectUris=["http://localhost/cb"]),
-         "oidcConfiguration.redirectUris.0:"),
-        ("CreateApplication", oidc(redirectUris=["javascript:alert(1)"], developmentMode=True),
-         "oidcConfiguration.redirectUris.0:"),
-        ("CreateApplication", oidc(applicationType="OIDC_APP_TYPE_NATIVE",
-                                   redirectUris=["http://example.com/cb"]),
-         "oidcConfiguration.redirectUris.0:"),
-        ("CreateApplication", oidc(postLogoutRedirectUris=["ftp:"]),
-         "oidcConfiguration.postLogoutRedirectUris.0:"),
-        ("CreateApplication", oidc(responseTypes=["OIDC_RESPONSE_TYPE_ID_TOKEN"]),
-         "oidcConfiguration.grantTypes:"),
-        ("CreateApplication", oidc(grantTypes=["OIDC_GRANT_TYPE_IMPLICIT"]),
-         "oidcConfiguration.grantTypes:"),
-        ("CreateApplication", oidc(grantTypes=["OIDC_GRANT_TYPE_DEVICE_CODE"]),
-         "oidcConfiguration.responseTypes:"),
-        ("CreateApplication", oidc(responseTypes=["OIDC_RESPONSE_TYPE_ID_TOKEN"],
-                                   grantTypes=["OIDC_GRANT_TYPE_IMPLICIT"],
-                                   authMethodType="OIDC_AUTH_METHOD_TYPE_NONE"),
-         "oidcConfiguration.authMethodType:"),
-        ("CreateApplication", oidc(applicationType="OIDC_APP_TYPE_USER_AGENT"),
-         "oidcConfiguration.authMethodType:"),
+        (
+            "CreateApplication",
+            {
+                "projectId": project_id,
+                "name": "x",
+                "apiConfiguration": {},
+                "oidcConfiguration": WEB,
+            },
+            "apiConfiguration:",
+        ),
+        (
+            "CreateApplication",
+            {"projectId": project_id, "name": "x", "applicationId": "a b", "apiConfiguration": {}},
+            "applicationId:",
+        ),
+        (
+            "CreateApplication",
+            {
+                "projectId": project_id,
+                "name": "x",
+                "apiConfiguration": {"authMethodType": "OIDC_AUTH_METHOD_TYPE_NONE"},
+            },
+            "apiConfiguration.authMethodType:",
+        ),
+        (
+            "CreateApplication",
+            oidc(redirectUris=["/relative"]),
+            "oidcConfiguration.redirectUris.0:",
+        ),
+        (
+            "CreateApplication",
+            oidc(redirectUris=["https://a.example.com/cb#frag"]),
+            "oidcConfiguration.redirectUris.0:",
+        ),
+        (
+            "CreateApplication",
+            oidc(redirectUris=["myapp://cb"]),
+            "oidcConfiguration.redirectUris.0:",
+        ),
+        (
+            "CreateApplication",
+            oidc(redirectUris=["http://localhost/cb"]),
+            "oidcConfiguration.redirectUris.0:",
+        ),
+        (
+            "CreateApplication",
+            oidc(redirectUris=["javascript:alert(1)"], developmentMode=True),
+            "oidcConfiguration.redirectUris.0:",
+        ),
+        (
+            "CreateApplication",
+            oidc(applicationType="OIDC_APP_TYPE_NATIVE", redirectUris=["http://example.com/cb"]),
+            "oidcConfiguration.redirectUris.0:",
+        ),
+        (
+            "CreateApplication",
+            oidc(postLogoutRedirectUris=["ftp:"]),
+            "oidcConfiguration.postLogoutRedirectUris.0:",
+        ),
+        (
+            "CreateApplication",
+            oidc(responseTypes=["OIDC_RESPONSE_TYPE_ID_TOKEN"]),
+            "oidcConfiguration.grantTypes:",
+        ),
+        (
+            "CreateApplication",
+            oidc(grantTypes=["OIDC_GRANT_TYPE_IMPLICIT"]),
+            "oidcConfiguration.grantTypes:",
+        ),
+        (
+            "CreateApplication",
+            oidc(grantTypes=["OIDC_GRANT_TYPE_DEVICE_CODE"]),
+            "oidcConfiguration.responseTypes:",
+        ),
+        (
+            "CreateApplication",
+            oidc(
+                responseTypes=["OIDC_RESPONSE_TYPE_ID_TOKEN"],
+                grantTypes=["OIDC_GRANT_TYPE_IMPLICIT"],
+                authMethodType="OIDC_AUTH_METHOD_TYPE_NONE",
+            ),
+            "oidcConfiguration.authMethodType:",
+        ),
+        (
+            "CreateApplication",
+            oidc(applicationType="OIDC_APP_TYPE_USER_AGENT"),
+            "oidcConfiguration.authMethodType:",
+        ),
         ("CreateApplication", oidc(responseTypes=["NOPE"]), "oidcConfiguration.responseTypes.0:"),
         ("CreateApplication", oidc(grantTypes=["NOPE"]), "oidcConfiguration.grantTypes.0:"),
         ("CreateApplication", oidc(applicationType="NOPE"), "oidcConfiguration.applicationType:"),
@@ -419,42 +551,96 @@ async def test_bad_input_names_the_field_and_writes_nothing(api: Api) -> None:
         ("CreateApplication", oidc(version="NOPE"), "oidcConfiguration.version:"),
         ("CreateApplication", oidc(clockSkew="6s"), "oidcConfiguration.clockSkew:"),
         ("CreateApplication", oidc(clockSkew="soon"), "oidcConfiguration.clockSkew:"),
-        ("CreateApplication", oidc(additionalOrigins=["https://a.example.com/path"]),
-         "oidcConfiguration.additionalOrigins.0:"),
-        ("CreateApplication", oidc(backChannelLogoutUri="http://rp.example.com/logout"),
-         "oidcConfiguration.backChannelLogoutUri:"),
-        ("CreateApplication", oidc(loginVersion={"loginV2": {"baseUri": "nope"}}),
-         "oidcConfiguration.loginVersion.loginV2.baseUri:"),
+        (
+            "CreateApplication",
+            oidc(additionalOrigins=["https://a.example.com/path"]),
+            "oidcConfiguration.additionalOrigins.0:",
+        ),
+        (
+            "CreateApplication",
+            oidc(backChannelLogoutUri="http://rp.example.com/logout"),
+            "oidcConfiguration.backChannelLogoutUri:",
+        ),
+        (
+            "CreateApplication",
+            oidc(loginVersion={"loginV2": {"baseUri": "nope"}}),
+            "oidcConfiguration.loginVersion.loginV2.baseUri:",
+        ),
         ("CreateApplication", oidc(redirectUris=[]), "oidcConfiguration.redirectUris:"),
-        ("CreateApplication", oidc(redirectUris="https://a.example.com"),
-         "oidcConfiguration.redirectUris:"),
-        ("CreateApplication", {"projectId": project_id, "name": "x", "samlConfiguration": {}},
-         "samlConfiguration.metadataXml:"),
-        ("CreateApplication", {"projectId": project_id, "name": "x",
-                               "samlConfiguration": {"metadataXml": "!!!"}},
-         "samlConfiguration.metadataXml:"),
-        ("CreateApplication", {"projectId": project_id, "name": "x",
-                               "samlConfiguration": {"metadataXml": b64(b"<a/>")}},
-         "samlConfiguration.metadataXml:"),
-        ("CreateApplication", {"projectId": project_id, "name": "x",
-                               "samlConfiguration": {"metadataXml": b64(b"<unclosed")}},
-         "samlConfiguration.metadataXml:"),
-        ("CreateApplication", {"projectId": project_id, "name": "x",
-                               "samlConfiguration": {"metadataUrl": "file:///etc/passwd"}},
-         "samlConfiguration.metadataUrl:"),
-        ("CreateApplication", {"projectId": project_id, "name": "x",
-                               "samlConfiguration": {"metadataUrl": "https://a.example.com/m",
-                                                     "metadataXml": b64(METADATA)}},
-         "samlConfiguration.metadataXml:"),
+        (
+            "CreateApplication",
+            oidc(redirectUris="https://a.example.com"),
+            "oidcConfiguration.redirectUris:",
+        ),
+        (
+            "CreateApplication",
+            {"projectId": project_id, "name": "x", "samlConfiguration": {}},
+            "samlConfiguration.metadataXml:",
+        ),
+        (
+            "CreateApplication",
+            {"projectId": project_id, "name": "x", "samlConfiguration": {"metadataXml": "!!!"}},
+            "samlConfiguration.metadataXml:",
+        ),
+        (
+            "CreateApplication",
+            {
+                "projectId": project_id,
+                "name": "x",
+                "samlConfiguration": {"metadataXml": b64(b"<a/>")},
+            },
+            "samlConfiguration.metadataXml:",
+        ),
+        (
+            "CreateApplication",
+            {
+                "projectId": project_id,
+                "name": "x",
+                "samlConfiguration": {"metadataXml": b64(b"<unclosed")},
+            },
+            "samlConfiguration.metadataXml:",
+        ),
+        (
+            "CreateApplication",
+            {
+                "projectId": project_id,
+                "name": "x",
+                "samlConfiguration": {"metadataUrl": "file:///etc/passwd"},
+            },
+            "samlConfiguration.metadataUrl:",
+        ),
+        (
+            "CreateApplication",
+            {
+                "projectId": project_id,
+                "name": "x",
+                "samlConfiguration": {
+                    "metadataUrl": "https://a.example.com/m",
+                    "metadataXml": b64(METADATA),
+                },
+            },
+            "samlConfiguration.metadataXml:",
+        ),
         ("GetApplication", {}, "applicationId:"),
         ("UpdateApplication", {"applicationId": app_id, "name": ""}, "name:"),
-        ("UpdateApplication", {"applicationId": app_id,
-                               "oidcConfiguration": {"redirectUris": ["nope"]}},
-         "oidcConfiguration.redirectUris.0:"),
-        ("UpdateApplication", {"applicationId": app_id,
-                               "oidcConfiguration": {"applicationType": "OIDC_APP_TYPE_USER_AGENT"}},
-         "oidcConfiguration.authMethodType:"),
-        ("UpdateApplication", {"applicationId": app_id, "apiConfiguration": {}}, "apiConfiguration:"),
+        (
+            "UpdateApplication",
+            {"applicationId": app_id, "oidcConfiguration": {"redirectUris": ["nope"]}},
+            "oidcConfiguration.redirectUris.0:",
+        ),
+        (
+            "UpdateApplication",
+            {
+                "applicationId": app_id,
+                "oidcConfiguration": {"applicationType": "OIDC_APP_TYPE_USER_AGENT"},
+            },
+            "oidcConfiguration.authMethodType:",
+        ),
+        (
+            "UpdateApplication",
+            {"applicationId": app_id, "apiConfiguration": {}},
+            "apiConfiguration:",
+        ),
         ("UpdateApplication", {}, "applicationId:"),
         ("DeleteApplication", {}, "applicationId:"),
         ("DeactivateApplication", {}, "applicationId:"),
@@ -465,8 +651,11 @@ async def test_bad_input_names_the_field_and_writes_nothing(api: Api) -> None:
         ("ListApplications", {"filters": [{}]}, "filters.0:"),
         ("ListApplications", {"filters": [{"stateFilter": "NOPE"}]}, "filters.0.stateFilter:"),
         ("ListApplications", {"filters": [{"typeFilter": "NOPE"}]}, "filters.0.typeFilter:"),
-        ("ListApplications", {"filters": [{"nameFilter": {"name": "a", "method": "NOPE"}}]},
-         "filters.0.nameFilter.method:"),
+        (
+            "ListApplications",
+            {"filters": [{"nameFilter": {"name": "a", "method": "NOPE"}}]},
+            "filters.0.nameFilter.method:",
+        ),
     ]
     for method, body, prefix in cases:
         status, code, message = await api.error("application", method, body)
@@ -492,7 +681,8 @@ async def test_a_user_without_membership_is_denied_and_sees_nothing(api: Api) ->
     ]
     for method, body in denied:
         assert (await nobody.error("application", method, body))[:2] == (
-            403, "permission_denied"
+            403,
+            "permission_denied",
         ), method
     assert (await nobody.ok("application", "ListApplications"))["applications"] == []
     assert await api.runtime.store.max_position() == before
@@ -508,3 +698,18 @@ async def test_a_project_owner_manages_the_apps_of_its_project_only(api: Api) ->
     assert (await owner.error("application", "GetApplication", {"applicationId": theirs}))[1] == (
         "permission_denied"
     )
+
+
+async def test_removing_an_org_with_its_projects_frees_their_entity_ids(api: Api) -> None:
+    from donjon.core.identity import orgs, projects
+
+    org_id = (await api.ok("org", "AddOrganization", {"name": "Leaving"}))["organizationId"]
+    project_id = await new_project(api, organizationId=org_id)
+    await create(api, project_id, samlConfiguration={"metadataXml": b64(METADATA)})
+    store = api.runtime.store
+    async with api.runtime.db.read() as conn:
+        changes = await projects.remove_org_projects(store, conn, api.instance_id, org_id)
+    org = await orgs.OrgState.load(store, api.instance_id, org_id)
+    await store.push([orgs.remove_org(org), *changes], creator=api.admin_id)
+    assert (await api.ok("application", "ListApplications"))["applications"] == []
+    await create(api, await new_project(api), samlConfiguration={"metadataXml": b64(METADATA)})

@@ -10,9 +10,13 @@ from tests.api.conftest import Api
 
 pytestmark = pytest.mark.anyio
 
+ENFORCE = "PRIVATE_LABELING_SETTING_ENFORCE_PROJECT_RESOURCE_OWNER_POLICY"
+
 
 async def machine_user(
-    api: Api, *, memberships: list[tuple[str, str, str, list[str]]] = ()  # type: ignore[assignment]
+    api: Api,
+    *,
+    memberships: list[tuple[str, str, str, list[str]]] = (),  # type: ignore[assignment]
 ) -> Api:
     """A new machine user of the admin's org with a PAT, and the client calling as it.
 
@@ -56,7 +60,7 @@ async def test_create_then_get_a_project_in_the_callers_org(api: Api) -> None:
             "name": "Shop",
             "projectRoleAssertion": True,
             "authorizationRequired": True,
-            "privateLabelingSetting": "PRIVATE_LABELING_SETTING_ENFORCE_PROJECT_RESOURCE_OWNER_POLICY",
+            "privateLabelingSetting": ENFORCE,
         },
     )
     assert created["creationDate"].endswith("Z")
@@ -71,7 +75,7 @@ async def test_create_then_get_a_project_in_the_callers_org(api: Api) -> None:
         "projectRoleAssertion": True,
         "authorizationRequired": True,
         "projectAccessRequired": False,
-        "privateLabelingSetting": "PRIVATE_LABELING_SETTING_ENFORCE_PROJECT_RESOURCE_OWNER_POLICY",
+        "privateLabelingSetting": ENFORCE,
     }
 
 
@@ -85,8 +89,10 @@ async def test_create_in_another_org_by_id_or_header_and_with_a_chosen_id(api: A
     listed = await api.ok(
         "project",
         "ListProjects",
-        {"filters": [{"organizationIdFilter": {"organizationId": other}}],
-         "pagination": {"asc": True}},
+        {
+            "filters": [{"organizationIdFilter": {"organizationId": other}}],
+            "pagination": {"asc": True},
+        },
     )
     assert [p["projectId"] for p in listed["projects"]] == [by_field, by_header]
     status, code, message = await api.error(
@@ -115,15 +121,25 @@ async def test_list_projects_filters_sorts_and_pages(api: Api) -> None:
     second = await api.ok(
         "project",
         "ListProjects",
-        {"sortingColumn": "PROJECT_FIELD_NAME_NAME",
-         "pagination": {"asc": True, "limit": 2, "offset": "2"}},
+        {
+            "sortingColumn": "PROJECT_FIELD_NAME_NAME",
+            "pagination": {"asc": True, "limit": 2, "offset": "2"},
+        },
     )
     assert [p["name"] for p in second["projects"]] == ["gamma"]
     contains = await api.ok(
         "project",
         "ListProjects",
-        {"filters": [{"projectNameFilter": {"projectName": "MM",
-                                            "method": "TEXT_FILTER_METHOD_CONTAINS_IGNORE_CASE"}}]},
+        {
+            "filters": [
+                {
+                    "projectNameFilter": {
+                        "projectName": "MM",
+                        "method": "TEXT_FILTER_METHOD_CONTAINS_IGNORE_CASE",
+                    }
+                }
+            ]
+        },
     )
     assert [p["name"] for p in contains["projects"]] == ["gamma"]
     in_ids = await api.ok(
@@ -141,12 +157,15 @@ async def test_list_projects_filters_sorts_and_pages(api: Api) -> None:
 async def test_update_project_changes_only_the_given_fields(api: Api) -> None:
     project_id = await new_project(api, "Old", projectAccessRequired=True)
     await api.ok(
-        "project", "UpdateProject", {"projectId": project_id, "name": "New",
-                                     "projectRoleAssertion": True},
+        "project",
+        "UpdateProject",
+        {"projectId": project_id, "name": "New", "projectRoleAssertion": True},
     )
     got = (await api.ok("project", "GetProject", {"projectId": project_id}))["project"]
     assert (got["name"], got["projectRoleAssertion"], got["projectAccessRequired"]) == (
-        "New", True, True
+        "New",
+        True,
+        True,
     )
     # The old name is free again; the new one is taken.
     await new_project(api, "Old")
@@ -173,15 +192,20 @@ async def test_deactivate_and_activate_a_project(api: Api) -> None:
 
 async def test_delete_project_removes_its_roles_and_frees_its_name_and_keys(api: Api) -> None:
     project_id = await new_project(api, "Gone", projectId="gone")
-    await api.ok("project", "AddProjectRole",
-                 {"projectId": project_id, "roleKey": "admin", "displayName": "Admin"})
+    await api.ok(
+        "project",
+        "AddProjectRole",
+        {"projectId": project_id, "roleKey": "admin", "displayName": "Admin"},
+    )
     deleted = await api.ok("project", "DeleteProject", {"projectId": project_id})
     assert deleted["deletionDate"].endswith("Z")
     assert (await api.error("project", "GetProject", {"projectId": project_id}))[:2] == (
-        404, "not_found"
+        404,
+        "not_found",
     )
     assert (await api.error("project", "DeleteProject", {"projectId": project_id}))[:2] == (
-        404, "not_found"
+        404,
+        "not_found",
     )
     from sqlalchemy import select
 
@@ -191,27 +215,39 @@ async def test_delete_project_removes_its_roles_and_frees_its_name_and_keys(api:
         rows = (await conn.execute(select(project_roles_table))).all()
     assert rows == []
     again = await new_project(api, "Gone")
-    await api.ok("project", "AddProjectRole",
-                 {"projectId": again, "roleKey": "admin", "displayName": "Admin"})
+    await api.ok(
+        "project",
+        "AddProjectRole",
+        {"projectId": again, "roleKey": "admin", "displayName": "Admin"},
+    )
 
 
 async def test_roles_add_update_list_remove(api: Api) -> None:
     project_id = await new_project(api)
-    for key, name, group in [("admin", "Administrator", "staff"), ("reader", "Reader", ""),
-                             ("editor", "Editor", "staff")]:
+    for key, name, group in [
+        ("admin", "Administrator", "staff"),
+        ("reader", "Reader", ""),
+        ("editor", "Editor", "staff"),
+    ]:
         added = await api.ok(
-            "project", "AddProjectRole",
+            "project",
+            "AddProjectRole",
             {"projectId": project_id, "roleKey": key, "displayName": name, "group": group},
         )
         assert added["creationDate"].endswith("Z")
     await api.ok(
-        "project", "UpdateProjectRole",
+        "project",
+        "UpdateProjectRole",
         {"projectId": project_id, "roleKey": "reader", "displayName": "Viewer", "group": "guests"},
     )
     listed = await api.ok(
-        "project", "ListProjectRoles",
-        {"projectId": project_id, "sortingColumn": "PROJECT_ROLE_FIELD_NAME_KEY",
-         "pagination": {"asc": True}},
+        "project",
+        "ListProjectRoles",
+        {
+            "projectId": project_id,
+            "sortingColumn": "PROJECT_ROLE_FIELD_NAME_KEY",
+            "pagination": {"asc": True},
+        },
     )
     assert [(r["key"], r["displayName"], r["group"]) for r in listed["projectRoles"]] == [
         ("admin", "Administrator", "staff"),
@@ -221,10 +257,19 @@ async def test_roles_add_update_list_remove(api: Api) -> None:
     assert listed["projectRoles"][0]["projectId"] == project_id
     assert listed["pagination"]["totalResult"] == "3"
     filtered = await api.ok(
-        "project", "ListProjectRoles",
-        {"projectId": project_id, "filters": [
-            {"displayNameFilter": {"displayName": "ad", "method": "TEXT_FILTER_METHOD_STARTS_WITH_IGNORE_CASE"}}
-        ]},
+        "project",
+        "ListProjectRoles",
+        {
+            "projectId": project_id,
+            "filters": [
+                {
+                    "displayNameFilter": {
+                        "displayName": "ad",
+                        "method": "TEXT_FILTER_METHOD_STARTS_WITH_IGNORE_CASE",
+                    }
+                }
+            ],
+        },
     )
     assert [r["key"] for r in filtered["projectRoles"]] == ["admin"]
     removed = await api.ok(
@@ -232,13 +277,17 @@ async def test_roles_add_update_list_remove(api: Api) -> None:
     )
     assert removed["removalDate"].endswith("Z")
     by_key = await api.ok(
-        "project", "ListProjectRoles",
+        "project",
+        "ListProjectRoles",
         {"projectId": project_id, "filters": [{"roleKeyFilter": {"key": "editor"}}]},
     )
     assert by_key["projectRoles"] == []
     # A removed key can be added again.
-    await api.ok("project", "AddProjectRole",
-                 {"projectId": project_id, "roleKey": "editor", "displayName": "Editor"})
+    await api.ok(
+        "project",
+        "AddProjectRole",
+        {"projectId": project_id, "roleKey": "editor", "displayName": "Editor"},
+    )
 
 
 async def test_role_keys_are_unique_per_project(api: Api) -> None:
@@ -252,19 +301,29 @@ async def test_role_keys_are_unique_per_project(api: Api) -> None:
 
 async def test_unknown_ids_are_not_found(api: Api) -> None:
     project_id = await new_project(api)
-    for method in ("GetProject", "UpdateProject", "DeleteProject", "DeactivateProject",
-                   "ActivateProject", "ListProjectRoles"):
+    for method in (
+        "GetProject",
+        "UpdateProject",
+        "DeleteProject",
+        "DeactivateProject",
+        "ActivateProject",
+        "ListProjectRoles",
+    ):
         assert (await api.error("project", method, {"projectId": "nope"}))[:2] == (
-            404, "not_found"
+            404,
+            "not_found",
         ), method
-    assert (await api.error("project", "AddProjectRole",
-                            {"projectId": "nope", "roleKey": "a", "displayName": "A"}))[1] == (
-        "not_found"
-    )
+    assert (
+        await api.error(
+            "project", "AddProjectRole", {"projectId": "nope", "roleKey": "a", "displayName": "A"}
+        )
+    )[1] == ("not_found")
     for method in ("UpdateProjectRole", "RemoveProjectRole"):
-        assert (await api.error("project", method,
-                                {"projectId": project_id, "roleKey": "nope",
-                                 "displayName": "X"}))[:2] == (404, "not_found"), method
+        assert (
+            await api.error(
+                "project", method, {"projectId": project_id, "roleKey": "nope", "displayName": "X"}
+            )
+        )[:2] == (404, "not_found"), method
     status, code, message = await api.error(
         "project", "CreateProject", {"name": "X", "organizationId": "nope"}
     )
@@ -273,8 +332,11 @@ async def test_unknown_ids_are_not_found(api: Api) -> None:
 
 async def test_bad_input_names_the_field_and_writes_nothing(api: Api) -> None:
     project_id = await new_project(api)
-    await api.ok("project", "AddProjectRole",
-                 {"projectId": project_id, "roleKey": "admin", "displayName": "Admin"})
+    await api.ok(
+        "project",
+        "AddProjectRole",
+        {"projectId": project_id, "roleKey": "admin", "displayName": "Admin"},
+    )
     before = await api.runtime.store.max_position()
     cases: list[tuple[str, dict[str, Any], str]] = [
         ("CreateProject", {"name": ""}, "name:"),
@@ -282,12 +344,19 @@ async def test_bad_input_names_the_field_and_writes_nothing(api: Api) -> None:
         ("CreateProject", {"name": "x" * 201}, "name:"),
         ("CreateProject", {"name": 5}, "name:"),
         ("CreateProject", {"name": "X", "projectRoleAssertion": "yes"}, "projectRoleAssertion:"),
-        ("CreateProject", {"name": "X", "privateLabelingSetting": "NOPE"}, "privateLabelingSetting:"),
+        (
+            "CreateProject",
+            {"name": "X", "privateLabelingSetting": "NOPE"},
+            "privateLabelingSetting:",
+        ),
         ("CreateProject", {"name": "X", "projectId": "a b"}, "projectId:"),
         ("GetProject", {}, "projectId:"),
         ("UpdateProject", {"projectId": project_id, "name": ""}, "name:"),
-        ("UpdateProject", {"projectId": project_id, "privateLabelingSetting": "X"},
-         "privateLabelingSetting:"),
+        (
+            "UpdateProject",
+            {"projectId": project_id, "privateLabelingSetting": "X"},
+            "privateLabelingSetting:",
+        ),
         ("UpdateProject", {}, "projectId:"),
         ("DeleteProject", {}, "projectId:"),
         ("DeactivateProject", {}, "projectId:"),
@@ -296,20 +365,38 @@ async def test_bad_input_names_the_field_and_writes_nothing(api: Api) -> None:
         ("ListProjects", {"pagination": {"offset": "x"}}, "pagination.offset:"),
         ("ListProjects", {"sortingColumn": "NOPE"}, "sortingColumn:"),
         ("ListProjects", {"filters": [{}]}, "filters.0:"),
-        ("ListProjects", {"filters": [{"projectNameFilter": {"projectName": "a", "method": "X"}}]},
-         "filters.0.projectNameFilter.method:"),
-        ("ListProjects", {"filters": [{"organizationIdFilter": {"type": "X"}}]},
-         "filters.0.organizationIdFilter.type:"),
-        ("AddProjectRole", {"projectId": project_id, "roleKey": "", "displayName": "A"},
-         "roleKey:"),
-        ("AddProjectRole", {"projectId": project_id, "roleKey": "k", "displayName": ""},
-         "displayName:"),
-        ("AddProjectRole", {"projectId": project_id, "roleKey": "k", "displayName": "K",
-                            "group": "g" * 201}, "group:"),
+        (
+            "ListProjects",
+            {"filters": [{"projectNameFilter": {"projectName": "a", "method": "X"}}]},
+            "filters.0.projectNameFilter.method:",
+        ),
+        (
+            "ListProjects",
+            {"filters": [{"organizationIdFilter": {"type": "X"}}]},
+            "filters.0.organizationIdFilter.type:",
+        ),
+        (
+            "AddProjectRole",
+            {"projectId": project_id, "roleKey": "", "displayName": "A"},
+            "roleKey:",
+        ),
+        (
+            "AddProjectRole",
+            {"projectId": project_id, "roleKey": "k", "displayName": ""},
+            "displayName:",
+        ),
+        (
+            "AddProjectRole",
+            {"projectId": project_id, "roleKey": "k", "displayName": "K", "group": "g" * 201},
+            "group:",
+        ),
         ("AddProjectRole", {"roleKey": "k", "displayName": "K"}, "projectId:"),
         ("UpdateProjectRole", {"projectId": project_id, "roleKey": ""}, "roleKey:"),
-        ("UpdateProjectRole", {"projectId": project_id, "roleKey": "admin", "displayName": ""},
-         "displayName:"),
+        (
+            "UpdateProjectRole",
+            {"projectId": project_id, "roleKey": "admin", "displayName": ""},
+            "displayName:",
+        ),
         ("RemoveProjectRole", {"projectId": project_id}, "roleKey:"),
         ("ListProjectRoles", {}, "projectId:"),
         ("ListProjectRoles", {"projectId": project_id, "sortingColumn": "X"}, "sortingColumn:"),
@@ -324,8 +411,11 @@ async def test_bad_input_names_the_field_and_writes_nothing(api: Api) -> None:
 
 async def test_a_user_without_membership_is_denied_and_sees_nothing(api: Api) -> None:
     project_id = await new_project(api)
-    await api.ok("project", "AddProjectRole",
-                 {"projectId": project_id, "roleKey": "admin", "displayName": "Admin"})
+    await api.ok(
+        "project",
+        "AddProjectRole",
+        {"projectId": project_id, "roleKey": "admin", "displayName": "Admin"},
+    )
     nobody = await machine_user(api)
     before = await api.runtime.store.max_position()
     denied = [
@@ -340,13 +430,14 @@ async def test_a_user_without_membership_is_denied_and_sees_nothing(api: Api) ->
         ("ListProjectRoles", {"projectId": project_id}),
     ]
     for method, body in denied:
-        assert (await nobody.error("project", method, body))[:2] == (
-            403, "permission_denied"
-        ), method
+        assert (await nobody.error("project", method, body))[:2] == (403, "permission_denied"), (
+            method
+        )
     assert (await nobody.ok("project", "ListProjects"))["projects"] == []
     assert await api.runtime.store.max_position() == before
     assert (await api.as_token(None).error("project", "ListProjects"))[:2] == (
-        401, "unauthenticated"
+        401,
+        "unauthenticated",
     )
 
 
@@ -354,8 +445,9 @@ async def test_a_project_owner_manages_only_its_project(api: Api) -> None:
     mine, other = await new_project(api, "Mine"), await new_project(api, "Other")
     owner = await machine_user(api, memberships=[("project", mine, api.org_id, ["PROJECT_OWNER"])])
     await owner.ok("project", "UpdateProject", {"projectId": mine, "name": "Mine 2"})
-    await owner.ok("project", "AddProjectRole",
-                   {"projectId": mine, "roleKey": "a", "displayName": "A"})
+    await owner.ok(
+        "project", "AddProjectRole", {"projectId": mine, "roleKey": "a", "displayName": "A"}
+    )
     listed = await owner.ok("project", "ListProjects")
     assert [p["projectId"] for p in listed["projects"]] == [mine]
     assert (await owner.error("project", "GetProject", {"projectId": other}))[1] == (
@@ -371,8 +463,9 @@ async def test_a_project_creator_becomes_owner_of_what_it_creates(api: Api) -> N
         api, memberships=[("org", api.org_id, api.org_id, ["ORG_PROJECT_CREATOR"])]
     )
     project_id = (await creator.ok("project", "CreateProject", {"name": "Own"}))["projectId"]
-    await creator.ok("project", "AddProjectRole",
-                     {"projectId": project_id, "roleKey": "a", "displayName": "A"})
+    await creator.ok(
+        "project", "AddProjectRole", {"projectId": project_id, "roleKey": "a", "displayName": "A"}
+    )
     assert [p["projectId"] for p in (await creator.ok("project", "ListProjects"))["projects"]] == [
         project_id
     ]
