@@ -1,0 +1,162 @@
+"""Passwords of users: the login's check (rehash, lockout), complexity, imported hashes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bcrypt
+import pytest
+from argon2 import PasswordHasher as Argon2Hasher
+from sqlalchemy import select
+
+from donjon.core import ids
+from donjon.core.identity import user_password
+from donjon.core.identity.orgs import orgs_table
+from donjon.core.identity.user_password import (
+    PasswordRejected,
+    check_imported_hash,
+    check_password,
+    hash_new_password,
+)
+from donjon.core.identity.users import HumanAdded, get_user, new_user
+from tests.conftest import make_settings
+
+pytestmark = pytest.mark.anyio
+
+MAX_ATTEMPTS = 3
+
+
+@pytest.fixture
+def settings(database: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """Cheap argon2 and a lockout after MAX_ATTEMPTS failed password checks."""
+    return make_settings(
+        database,
+        SystemDefaults={"PasswordHasher": {"Hasher": {"Time": 1, "Memory": 1024, "Threads": 1}}},
+        DefaultInstance={"LockoutPolicy": {"MaxPasswordAttempts": MAX_ATTEMPTS}},
+    )
+
+
+async def _first_org(runtime: Any) -> tuple[str, str]:
+    async with runtime.db.read() as conn:
+        row = (await conn.execute(select(orgs_table.c.instance_id, orgs_table.c.id))).first()
+    assert row is not None
+    return row.instance_id, row.id
+
+
+async def _human(runtime: Any, password_hash: str) -> tuple[str, str]:
+    instance_id, org_id = await _first_org(runtime)
+    user_id = ids.new_id()
+    username = f"u{user_id}"
+    added = HumanAdded(
+        username=username, first_name="A", last_name="B", email="a@example.com",
+        email_verified=True, password_hash=password_hash,
+    )
+    await runtime.store.push(
+        new_user(instance_id, user_id, org_id, [added], username), creator="test"
+    )
+    return instance_id, user_id
+
+
+async def _types(runtime: Any, instance_id: str, user_id: str) -> list[str]:
+    return [e.type for e in await runtime.store.aggregate_events(instance_id, "user", user_id)]
+
+
+async def _stored_hash(runtime: Any, instance_id: str, user_id: str) -> str:
+    async with runtime.db.read() as conn:
+        row = await get_user(conn, instance_id, user_id)
+    assert row is not None
+    return str(row["password_hash"])
+
+
+async def test_an_imported_bcrypt_hash_is_replaced_by_argon2id_on_login(runtime: Any) -> None:
+    imported = bcrypt.hashpw(b"Imported-1", bcrypt.gensalt(4)).decode()
+    instance_id, user_id = await _human(runtime, imported)
+    assert await check_password(runtime, instance_id, user_id, "Imported-1") is True
+    assert (await _types(runtime, instance_id, user_id))[-2:] == [
+        "user.human.password.hash.updated",
+        "user.human.password.check.succeeded",
+    ]
+    upgraded = await _stored_hash(runtime, instance_id, user_id)
+    assert upgraded.startswith("$argon2id$")
+    # The new hash verifies, and needs no second upgrade.
+    assert await check_password(runtime, instance_id, user_id, "Imported-1") is True
+    assert (await _types(runtime, instance_id, user_id))[-1] == "user.human.password.check.succeeded"
+    assert await _stored_hash(runtime, instance_id, user_id) == upgraded
+
+
+async def test_an_argon2_hash_of_another_cost_is_rehashed(runtime: Any) -> None:
+    costly = Argon2Hasher(time_cost=2, memory_cost=2048, parallelism=1).hash("Other-cost-1")
+    instance_id, user_id = await _human(runtime, costly)
+    assert await check_password(runtime, instance_id, user_id, "Other-cost-1") is True
+    rehashed = await _stored_hash(runtime, instance_id, user_id)
+    assert rehashed != costly and "t=1" in rehashed
+
+
+async def test_the_user_is_locked_after_max_failed_attempts(runtime: Any) -> None:
+    good = await runtime.passwords.hash("Right-pass-1")
+    instance_id, user_id = await _human(runtime, good)
+    for _ in range(MAX_ATTEMPTS - 1):
+        assert await check_password(runtime, instance_id, user_id, "wrong") is False
+    assert "user.locked" not in await _types(runtime, instance_id, user_id)
+    assert await check_password(runtime, instance_id, user_id, "wrong") is False
+    types = await _types(runtime, instance_id, user_id)
+    assert types[-2:] == ["user.human.password.check.failed", "user.locked"]
+    async with runtime.db.read() as conn:
+        assert (await get_user(conn, instance_id, user_id))["state"] == "locked"  # type: ignore[index]
+    # Locked: even the right password fails, and nothing more is recorded.
+    assert await check_password(runtime, instance_id, user_id, "Right-pass-1") is False
+    assert await _types(runtime, instance_id, user_id) == types
+
+
+async def test_a_successful_check_resets_the_failure_count(runtime: Any) -> None:
+    good = await runtime.passwords.hash("Right-pass-1")
+    instance_id, user_id = await _human(runtime, good)
+    for _ in range(2):
+        for _ in range(MAX_ATTEMPTS - 1):
+            assert await check_password(runtime, instance_id, user_id, "wrong") is False
+        assert await check_password(runtime, instance_id, user_id, "Right-pass-1") is True
+    assert "user.locked" not in await _types(runtime, instance_id, user_id)
+
+
+async def test_lockout_is_off_when_max_attempts_is_zero(runtime: Any, monkeypatch: Any) -> None:
+    async def never(*_: Any) -> int:
+        return 0
+
+    monkeypatch.setattr(user_password, "max_password_attempts", never)
+    good = await runtime.passwords.hash("Right-pass-1")
+    instance_id, user_id = await _human(runtime, good)
+    for _ in range(MAX_ATTEMPTS + 2):
+        assert await check_password(runtime, instance_id, user_id, "wrong") is False
+    assert "user.locked" not in await _types(runtime, instance_id, user_id)
+
+
+async def test_unknown_users_and_users_without_password_fail_quietly(runtime: Any) -> None:
+    instance_id, _ = await _first_org(runtime)
+    before = await runtime.store.max_position()
+    assert await check_password(runtime, instance_id, "nobody", "x") is False
+    _, no_password = await _human(runtime, "")
+    after_add = await runtime.store.max_position()
+    assert await check_password(runtime, instance_id, no_password, "x") is False
+    assert await runtime.store.max_position() == after_add > before
+
+
+async def test_new_passwords_must_meet_the_complexity_policy(runtime: Any) -> None:
+    instance_id, org_id = await _first_org(runtime)
+    with pytest.raises(PasswordRejected, match="^must have at least 8 characters, an upper"):
+        await hash_new_password(runtime, instance_id, org_id, "abc")
+    with pytest.raises(PasswordRejected, match="must not be empty"):
+        await hash_new_password(runtime, instance_id, org_id, "")
+    encoded = await hash_new_password(runtime, instance_id, org_id, "Good-Passw0rd")
+    assert encoded.startswith("$argon2id$")
+
+
+def test_only_bcrypt_and_argon2_hashes_can_be_imported() -> None:
+    bcrypt_hash = bcrypt.hashpw(b"x", bcrypt.gensalt(4)).decode()
+    for prefix in ("$2a$", "$2b$", "$2y$"):
+        variant = prefix + bcrypt_hash[4:]
+        assert check_imported_hash(variant) == variant
+    argon = Argon2Hasher(time_cost=1, memory_cost=1024, parallelism=1).hash("x")
+    assert check_imported_hash(argon) == argon
+    for bad in ("", "plain", "$1$abc$def", "$5$rounds=5000$salt$hash", "$2b$10$short"):
+        with pytest.raises(PasswordRejected):
+            check_imported_hash(bad)
