@@ -23,7 +23,7 @@ from donjon.core import ids
 from donjon.core.errors import DonjonError
 from donjon.core.events import AggregateChanges
 from donjon.core.identity import members, orgs, policies, secrets, users
-from donjon.core.instance import MAX_NAME, add_instance, check_domain
+from donjon.core.instance import add_instance, check_domain, check_instance_name
 
 if TYPE_CHECKING:
     from donjon.core.runtime import Runtime
@@ -110,11 +110,10 @@ def normalise_expiration(value: str, field: str = "machine.pat_expiration") -> s
 
 def _checked(runtime: Runtime, spec: NewInstance) -> tuple[str, list[str], str]:
     """(name, domains, org name) of `spec`, trimmed; InvalidInstance at the first problem."""
-    name = spec.name.strip()
-    if not name:
-        raise InvalidInstance("name", "must not be empty")
-    if len(name) > MAX_NAME:
-        raise InvalidInstance("name", f"must be at most {MAX_NAME} characters")
+    try:
+        name = check_instance_name(spec.name)
+    except ValueError as exc:
+        raise InvalidInstance("name", str(exc)) from None
     if not spec.domains:
         raise InvalidInstance("domains", "at least one domain is needed")
     domains: list[str] = []
