@@ -310,3 +310,45 @@ async def test_add_organization_with_a_new_human_admin(api: Api) -> None:
     )
     assert message.startswith("admins.0.human.profile.givenName:")
     assert await api.runtime.store.max_position() == before
+
+
+async def test_responses_parse_as_the_sdk_models(api: Api) -> None:
+    """The official SDK's pydantic models accept what the methods answer."""
+    from zitadel_client import models as m
+
+    user_id = await machine(api, "sdk-bot")
+    human = await api.ok(
+        "user", "AddHumanUser",
+        {"profile": {"givenName": "S", "familyName": "D", "gender": "GENDER_DIVERSE"},
+         "email": {"email": "sdk@example.com", "returnCode": {}},
+         "phone": {"phone": "+41791234567", "returnCode": {}},
+         "password": {"password": "Sdk-Passw0rd!"}},
+    )
+    m.UserServiceAddHumanUserResponse.from_dict(human)
+    checks: list[tuple[Any, str, dict[str, Any]]] = [
+        (m.UserServiceGetUserByIDResponse, "GetUserByID", {"userId": human["userId"]}),
+        (m.UserServiceGetUserByIDResponse, "GetUserByID", {"userId": user_id}),
+        (m.UserServiceListUsersResponse, "ListUsers", {}),
+        (m.UserServiceAddKeyResponse, "AddKey", {"userId": user_id}),
+        (m.UserServiceListKeysResponse, "ListKeys", {}),
+        (m.UserServiceAddPersonalAccessTokenResponse, "AddPersonalAccessToken", {"userId": user_id}),
+        (m.UserServiceListPersonalAccessTokensResponse, "ListPersonalAccessTokens", {}),
+        (m.UserServiceAddSecretResponse, "AddSecret", {"userId": user_id}),
+        (m.UserServiceSetUserMetadataResponse, "SetUserMetadata",
+         {"userId": user_id, "metadata": [{"key": "k", "value": "dg=="}]}),
+        (m.UserServiceListUserMetadataResponse, "ListUserMetadata", {"userId": user_id}),
+        (m.UserServiceSetEmailResponse, "SetEmail",
+         {"userId": human["userId"], "email": "n@example.com", "returnCode": {}}),
+        (m.UserServicePasswordResetResponse, "PasswordReset",
+         {"userId": human["userId"], "returnCode": {}}),
+        (m.UserServiceLockUserResponse, "LockUser", {"userId": human["userId"]}),
+        (m.UserServiceUpdateUserResponse, "UpdateUser",
+         {"userId": user_id, "machine": {"name": "renamed"}}),
+        (m.UserServiceDeleteUserResponse, "DeleteUser", {"userId": user_id}),
+    ]
+    for model, method, body in checks:
+        data = await api.ok("user", method, body)
+        parsed = model.from_dict(data)
+        assert parsed is not None, method
+    listed = m.UserServiceListUsersResponse.from_dict(await api.ok("user", "ListUsers", {}))
+    assert listed.result and all(u.user_id for u in listed.result)
