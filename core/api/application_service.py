@@ -14,10 +14,9 @@ import base64
 import binascii
 from typing import Any
 
-from sqlalchemy import and_, false, func, or_, select
+from sqlalchemy import and_, func, select
 
 from donjon.core import ids
-from donjon.core.api.auth import projects_with_permission
 from donjon.core.api.connect import (
     Call,
     ConnectError,
@@ -27,7 +26,7 @@ from donjon.core.api.connect import (
     not_found,
     timestamp,
 )
-from donjon.core.api.project_service import filter_text, pagination, project_state
+from donjon.core.api.project_service import filter_text, pagination, project_state, readable
 from donjon.core.api.queries import PaginationRequest, paging
 from donjon.core.identity import app_config, apps, secrets
 from donjon.core.identity.app_config import ConfigError
@@ -204,7 +203,7 @@ def _enum(mapping: dict[str, str], value: str, field_name: str) -> str:
     return mapping[value]
 
 
-def _login(version: LoginVersion | None, field_name: str) -> dict[str, Any]:
+def _login(version: LoginVersion | None) -> dict[str, Any]:
     if version is None:
         return {}
     if version.login_v2 is not None:
@@ -261,7 +260,7 @@ def oidc_settings(req: OIDCConfigRequest, where: str) -> dict[str, Any]:
             )
         except ConfigError as exc:
             raise invalid(exc.field, exc.problem) from None
-    out.update(_login(req.login_version, f"{where}.loginVersion"))
+    out.update(_login(req.login_version))
     return out
 
 
@@ -307,15 +306,10 @@ def _metadata(req: SAMLConfigRequest, where: str) -> dict[str, Any] | None:
 
 
 def _check_login_base(config: dict[str, Any], where: str) -> None:
-    if config.get("login_base_uri"):
-        try:
-            scheme, _ = app_config.split_uri(
-                f"{where}.loginVersion.loginV2.baseUri", config["login_base_uri"]
-            )
-        except ConfigError as exc:
-            raise invalid(exc.field, exc.problem) from None
-        if scheme not in ("http", "https"):
-            raise invalid(f"{where}.loginVersion.loginV2.baseUri", "must be an http(s) URI")
+    try:
+        app_config.check_login_base_uri(config)
+    except ConfigError as exc:
+        raise invalid(f"{where}.{exc.field}", exc.problem) from None
 
 
 def _one_config(req: CreateApplicationRequest | UpdateApplicationRequest) -> str | None:
@@ -503,7 +497,7 @@ async def create_application(call: Call, req: CreateApplicationRequest) -> dict[
         metadata = _metadata(req.saml_configuration, where)
         if metadata is None:
             raise invalid(f"{where}.metadataXml", "set metadataXml or metadataUrl")
-        config = {**metadata, **_login(req.saml_configuration.login_version, where)}
+        config = {**metadata, **_login(req.saml_configuration.login_version)}
         _check_login_base(config, where)
         response["samlConfiguration"] = {}
     else:
@@ -602,15 +596,9 @@ async def list_applications(call: Call, req: ListApplicationsRequest) -> dict[st
     }.get(req.sorting_column)
     if sort is None:
         raise invalid("sortingColumn", f"unknown column {req.sorting_column!r}")
-    orgs_ = await call.visible_orgs("project.app.read")
-    if orgs_ is not None:
-        project_ids = await projects_with_permission(call, "project.app.read")
-        parts = []
-        if orgs_:
-            parts.append(t.c.resource_owner.in_(orgs_))
-        if project_ids:
-            parts.append(t.c.project_id.in_(project_ids))
-        conditions.append(or_(*parts) if parts else false())
+    visible = await readable(call, "project.app.read", t.c.resource_owner, t.c.project_id)
+    if visible is not None:
+        conditions.append(visible)
     order = [sort.asc() if asc else sort.desc(), t.c.id.asc() if asc else t.c.id.desc()]
     async with call.runtime.db.read() as conn:
         total = (
@@ -651,7 +639,7 @@ async def update_application(call: Call, req: UpdateApplicationRequest) -> dict[
         where = "samlConfiguration"
         config = {
             **(_metadata(req.saml_configuration, where) or {}),
-            **_login(req.saml_configuration.login_version, where),
+            **_login(req.saml_configuration.login_version),
         }
         _check_login_base(config, where)
     elif kind == apps.API:

@@ -177,18 +177,18 @@ def pagination(total: int, limit: int) -> dict[str, str]:
     return {"totalResult": str(total), "appliedLimit": str(limit)}
 
 
-async def readable_projects(call: Call, permission: str) -> Any:
-    """A condition on `projects` rows: those on which the caller holds `permission`."""
-    t = projects.projects_table
+async def readable(call: Call, permission: str, owner_column: Any, project_column: Any) -> Any:
+    """A condition on rows of projects or their parts: those on which the caller holds
+    `permission`, through its org or through a project membership (None: all)."""
     orgs_ = await call.visible_orgs(permission)
     if orgs_ is None:
         return None
     project_ids = await projects_with_permission(call, permission)
     parts = []
     if orgs_:
-        parts.append(t.c.resource_owner.in_(orgs_))
+        parts.append(owner_column.in_(orgs_))
     if project_ids:
-        parts.append(t.c.id.in_(project_ids))
+        parts.append(project_column.in_(project_ids))
     return or_(*parts) if parts else false()
 
 
@@ -358,7 +358,7 @@ async def list_projects(call: Call, req: ListProjectsRequest) -> dict[str, Any]:
     }.get(req.sorting_column)
     if sort is None:
         raise invalid("sortingColumn", f"unknown column {req.sorting_column!r}")
-    visible = await readable_projects(call, "project.read")
+    visible = await readable(call, "project.read", t.c.resource_owner, t.c.id)
     if visible is not None:
         conditions.append(visible)
     order = [sort.asc() if asc else sort.desc(), t.c.id.asc() if asc else t.c.id.desc()]

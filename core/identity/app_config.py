@@ -186,6 +186,15 @@ def _uris(config: dict[str, Any], key: str, field: str) -> None:
         check_redirect_uri(f"{field}.{i}", uri, config["app_type"], config["dev_mode"])
 
 
+def check_login_base_uri(config: dict[str, Any]) -> None:
+    """The login v2 base URI of an OIDC or SAML configuration, when set, is http(s)."""
+    if config.get("login_base_uri"):
+        field = "loginVersion.loginV2.baseUri"
+        scheme, _ = split_uri(field, config["login_base_uri"])
+        if scheme not in ("http", "https"):
+            raise ConfigError(field, "must be an http(s) URI")
+
+
 def check_oidc(config: dict[str, Any]) -> dict[str, Any]:
     """The configuration with duplicates dropped and origins normalised; ConfigError if invalid.
 
@@ -250,10 +259,7 @@ def check_oidc(config: dict[str, Any]) -> dict[str, Any]:
             scheme == "http" and not (config["dev_mode"] or is_loopback(host))
         ):
             raise ConfigError("backChannelLogoutUri", "must be an https URI")
-    if config["login_base_uri"]:
-        scheme, _ = split_uri("loginVersion.loginV2.baseUri", config["login_base_uri"])
-        if scheme not in ("http", "https"):
-            raise ConfigError("loginVersion.loginV2.baseUri", "must be an http(s) URI")
+    check_login_base_uri(config)
     if not 0 <= config["clock_skew_ms"] <= MAX_CLOCK_SKEW_MS:
         raise ConfigError("clockSkew", "must be between 0s and 5s")
     return config
