@@ -49,10 +49,10 @@ API_AUTH_METHODS = {
     "API_AUTH_METHOD_TYPE_PRIVATE_KEY_JWT": "private_key_jwt",
 }
 RESPONSE_TYPES = {
-    "OIDC_RESPONSE_TYPE_UNSPECIFIED": "code",  # as ZITADEL: unspecified means code
     "OIDC_RESPONSE_TYPE_CODE": "code",
     "OIDC_RESPONSE_TYPE_ID_TOKEN": "id_token",
     "OIDC_RESPONSE_TYPE_ID_TOKEN_TOKEN": "id_token_token",
+    "OIDC_RESPONSE_TYPE_UNSPECIFIED": "code",  # as ZITADEL: unspecified means code
 }
 GRANT_TYPES = {
     "OIDC_GRANT_TYPE_AUTHORIZATION_CODE": "authorization_code",

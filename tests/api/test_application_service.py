@@ -60,6 +60,8 @@ async def test_create_a_web_app_with_a_secret_shown_once(api: Api) -> None:
     assert config["clientId"] == oidc["clientId"]
     assert config["redirectUris"] == WEB["redirectUris"]
     assert config["grantTypes"] == WEB["grantTypes"]
+    assert config["responseTypes"] == ["OIDC_RESPONSE_TYPE_CODE"]
+    assert config["postLogoutRedirectUris"] == WEB["postLogoutRedirectUris"]
     assert config["applicationType"] == "OIDC_APP_TYPE_WEB"
     assert config["authMethodType"] == "OIDC_AUTH_METHOD_TYPE_BASIC"
     assert config["accessTokenType"] == "OIDC_TOKEN_TYPE_BEARER"
@@ -713,3 +715,34 @@ async def test_removing_an_org_with_its_projects_frees_their_entity_ids(api: Api
     await store.push([orgs.remove_org(org), *changes], creator=api.admin_id)
     assert (await api.ok("application", "ListApplications"))["applications"] == []
     await create(api, await new_project(api), samlConfiguration={"metadataXml": b64(METADATA)})
+
+
+async def test_responses_parse_with_the_official_sdk_models(api: Api) -> None:
+    from zitadel_client.models import (
+        ApplicationServiceCreateApplicationResponse,
+        ApplicationServiceGetApplicationResponse,
+        ApplicationServiceListApplicationsResponse,
+    )
+
+    project_id = await new_project(api)
+    native = {
+        "redirectUris": ["myapp://cb"],
+        "applicationType": "OIDC_APP_TYPE_NATIVE",
+        "loginVersion": {"loginV1": {}},
+    }
+    created = [
+        await create(api, project_id, "web", oidcConfiguration=WEB),
+        await create(api, project_id, "native", oidcConfiguration=native),
+        await create(api, project_id, "saml", samlConfiguration={"metadataXml": b64(METADATA)}),
+        await create(api, project_id, "api", apiConfiguration={}),
+    ]
+    for data in created:
+        parsed = ApplicationServiceCreateApplicationResponse.from_dict(data)
+        assert parsed is not None and parsed.application_id == data["applicationId"]
+        app = await api.ok(
+            "application", "GetApplication", {"applicationId": data["applicationId"]}
+        )
+        assert ApplicationServiceGetApplicationResponse.from_dict(app) is not None
+    listed = await api.ok("application", "ListApplications")
+    parsed_list = ApplicationServiceListApplicationsResponse.from_dict(listed)
+    assert parsed_list is not None and len(parsed_list.applications or []) == 4

@@ -469,3 +469,24 @@ async def test_a_project_creator_becomes_owner_of_what_it_creates(api: Api) -> N
     assert [p["projectId"] for p in (await creator.ok("project", "ListProjects"))["projects"]] == [
         project_id
     ]
+
+
+async def test_responses_parse_with_the_official_sdk_models(api: Api) -> None:
+    from zitadel_client.models import (
+        ProjectServiceGetProjectResponse,
+        ProjectServiceListProjectRolesResponse,
+        ProjectServiceListProjectsResponse,
+    )
+
+    project_id = await new_project(api, privateLabelingSetting=ENFORCE)
+    await api.ok(
+        "project",
+        "AddProjectRole",
+        {"projectId": project_id, "roleKey": "a", "displayName": "A", "group": "g"},
+    )
+    got = await api.ok("project", "GetProject", {"projectId": project_id})
+    assert ProjectServiceGetProjectResponse.from_dict(got).project.project_id == project_id
+    listed = await api.ok("project", "ListProjects")
+    assert ProjectServiceListProjectsResponse.from_dict(listed).projects[0].name == "Shop"
+    roles = await api.ok("project", "ListProjectRoles", {"projectId": project_id})
+    assert ProjectServiceListProjectRolesResponse.from_dict(roles).project_roles[0].key == "a"
