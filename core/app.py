@@ -128,7 +128,21 @@ def _report_runner_end(task: asyncio.Task[None]) -> None:
 
 
 def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
-    """An HTTPException as JSON, with its status and headers (such as Allow on a 405)."""
+    """An HTTPException as JSON, with its status and headers (such as Allow on a 405).
+
+    Under the management API's paths (`/zitadel.*`) it is a Connect error body,
+    as its clients expect: an unknown method is `unimplemented`.
+    """
+    if request.url.path.startswith("/zitadel.") and exc.status_code in (404, 405):
+        code = "unimplemented"
+        message = (
+            f"{request.url.path.lstrip('/')} is not a method donjon serves"
+            if exc.status_code == 404
+            else "management API methods are called with POST"
+        )
+        return Response(
+            {"code": code, "message": message}, status_code=exc.status_code, headers=exc.headers
+        )
     body: dict[str, Any] = {"error": _reason(exc.status_code), "message": exc.detail}
     if exc.extra:
         body["details"] = exc.extra

@@ -25,12 +25,15 @@ async def test_an_unknown_method_or_service_is_404(api: Api) -> None:
     ):
         r = await api.client.post(path, json={}, headers=h)
         assert r.status_code == 404, path
+        assert r.json()["code"] == "unimplemented"
+        assert path.lstrip("/") in r.json()["message"]
 
 
 async def test_a_method_answers_post_only(api: Api) -> None:
     r = await api.client.get(LIST_ORGS, headers={"authorization": f"Bearer {api.token}"})
     assert r.status_code == 405
     assert "POST" in r.headers.get("allow", "")
+    assert r.json()["code"] == "unimplemented"
 
 
 async def test_a_body_that_is_not_json_is_invalid_argument(api: Api) -> None:
