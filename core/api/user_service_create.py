@@ -110,7 +110,9 @@ async def new_user_id(call: Call, user_id: str | None, path: str) -> str:
     if not user_id or len(user_id) > 200 or any(c.isspace() for c in user_id):
         raise invalid(path, "must be 1 to 200 characters without spaces")
     if (await UserState.load(call.runtime.store, call.instance_id, user_id)).sequence:
-        raise ConnectError("already_exists", f"a user with the id {user_id} exists (Errors.User.AlreadyExists)")
+        raise ConnectError(
+            "already_exists", f"a user with the id {user_id} exists (Errors.User.AlreadyExists)"
+        )
     return user_id
 
 
@@ -155,7 +157,9 @@ async def password_hash(
         raise invalid(paths[0], f"set either {paths[0]} or {paths[1]}, not both")
     try:
         if password is not None:
-            encoded = await hash_new_password(call.runtime, call.instance_id, org_id, password.password)
+            encoded = await hash_new_password(
+                call.runtime, call.instance_id, org_id, password.password
+            )
             return encoded, password.change_required
         if hashed is not None:
             return check_imported_hash(hashed.hash), hashed.change_required
@@ -196,7 +200,9 @@ async def plan_human(
     display = checked(
         f"{at}profile.displayName", cmd.check_name, profile.display_name or "", required=False
     )
-    language = checked(f"{at}profile.preferredLanguage", cmd.check_language, profile.preferred_language or "")
+    language = checked(
+        f"{at}profile.preferredLanguage", cmd.check_language, profile.preferred_language or ""
+    )
     gender = gender_of(f"{at}profile.gender", profile.gender) or ""
     if email is None:
         raise invalid(f"{at}email", "is required")
@@ -254,7 +260,9 @@ async def plan_human(
 
 def unsupported(req: AddHumanUserRequest) -> None:
     if req.idp_links:
-        raise ConnectError("unimplemented", "idpLinks: identity provider links are not supported yet")
+        raise ConnectError(
+            "unimplemented", "idpLinks: identity provider links are not supported yet"
+        )
     if req.totp_secret:
         raise ConnectError("unimplemented", "totpSecret: TOTP is not supported yet")
 
@@ -328,7 +336,9 @@ async def plan_org_admin(call: Call, org_id: str, data: dict[str, Any], at: str)
 async def plan_machine(call: Call, org_id: str, req: CreateUserRequest) -> PlannedUser:
     machine = req.machine or Machine()
     name = checked("machine.name", cmd.check_name, machine.name or "")
-    description = checked("machine.description", cmd.check_name, machine.description or "", required=False)
+    description = checked(
+        "machine.description", cmd.check_name, machine.description or "", required=False
+    )
     user_id = await new_user_id(call, req.user_id, "userId")
     username = checked("username", cmd.check_username, req.username or user_id)
     added = MachineAdded(username=username, name=name, description=description)

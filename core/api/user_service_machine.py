@@ -86,7 +86,9 @@ class RemovePersonalAccessTokenRequest(Message):
 
 
 @service.rpc("AddPersonalAccessToken", request=AddPersonalAccessTokenRequest)
-async def add_personal_access_token(call: Call, req: AddPersonalAccessTokenRequest) -> dict[str, Any]:
+async def add_personal_access_token(
+    call: Call, req: AddPersonalAccessTokenRequest
+) -> dict[str, Any]:
     """Make a personal access token for a machine user; the token is returned only now."""
     state = await machine(call, req.user_id)
     expires = expiration(req.expiration_date)
@@ -94,7 +96,11 @@ async def add_personal_access_token(call: Call, req: AddPersonalAccessTokenReque
     created = await push(
         call,
         state,
-        [PersonalAccessTokenAdded(token_id=token_id, digest=secrets.digest(token), expiration=expires)],
+        [
+            PersonalAccessTokenAdded(
+                token_id=token_id, digest=secrets.digest(token), expiration=expires
+            )
+        ],
     )
     return {"creationDate": timestamp(created), "tokenId": token_id, "token": token}
 
@@ -143,7 +149,9 @@ async def add_key(call: Call, req: AddKeyRequest) -> dict[str, Any]:
         private_pem, public_pem = keys.generate_key()
         content = keys.key_file(key_id, state.id, private_pem, expires)
     created = await push(
-        call, state, [keys.MachineKeyAdded(key_id=key_id, public_key=public_pem, expiration=expires)]
+        call,
+        state,
+        [keys.MachineKeyAdded(key_id=key_id, public_key=public_pem, expiration=expires)],
     )
     out: dict[str, Any] = {"creationDate": timestamp(created), "keyId": key_id}
     if content is not None:
@@ -189,7 +197,7 @@ async def remove_secret(call: Call, req: UserIDRequest) -> dict[str, Any]:
     return {"deletionDate": timestamp(removed)}
 
 
-# -- lists ------------------------------------------------------------------------------------------
+# -- lists --------------------------------------------------------------------------------
 
 
 class IDFilter(Message):
@@ -246,8 +254,13 @@ async def list_credentials(
     for i, f in enumerate(req.filters):
         at = f"filters.{i}"
         given = [n for n in CredentialFilter.__struct_fields__ if getattr(f, n) is not None]
-        allowed = {"created_date_filter", "expiration_date_filter", "organization_id_filter",
-                   "user_id_filter", id_filter}
+        allowed = {
+            "created_date_filter",
+            "expiration_date_filter",
+            "organization_id_filter",
+            "user_id_filter",
+            id_filter,
+        }
         if len(given) != 1 or given[0] not in allowed:
             names = ", ".join(sorted(_camel(n) for n in allowed))
             raise invalid(at, f"set exactly one of {names}")
@@ -310,8 +323,12 @@ def _camel(name: str) -> str:
 async def list_personal_access_tokens(call: Call, req: ListCredentialsRequest) -> dict[str, Any]:
     """Search personal access tokens (never the tokens themselves) the caller may read."""
     return await list_credentials(
-        call, req, personal_access_tokens_table, users_table.c.resource_owner,
-        "PERSONAL_ACCESS_TOKEN_FIELD_NAME", "token_id_filter",
+        call,
+        req,
+        personal_access_tokens_table,
+        users_table.c.resource_owner,
+        "PERSONAL_ACCESS_TOKEN_FIELD_NAME",
+        "token_id_filter",
     )
 
 
@@ -319,4 +336,6 @@ async def list_personal_access_tokens(call: Call, req: ListCredentialsRequest) -
 async def list_keys(call: Call, req: ListCredentialsRequest) -> dict[str, Any]:
     """Search machine users' keys (never their private halves) the caller may read."""
     t = keys.machine_keys_table
-    return await list_credentials(call, req, t, t.c.resource_owner, "KEY_FIELD_NAME", "key_id_filter")
+    return await list_credentials(
+        call, req, t, t.c.resource_owner, "KEY_FIELD_NAME", "key_id_filter"
+    )

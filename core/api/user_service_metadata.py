@@ -90,7 +90,9 @@ async def list_user_metadata(call: Call, req: ListUserMetadataRequest) -> dict[s
         if f.key_filter is None:
             raise invalid(f"filters.{i}", "set keyFilter")
         method = (f.key_filter.method or "TEXT_FILTER_METHOD_EQUALS").replace("_FILTER_", "_QUERY_")
-        conditions.append(text_condition(m.c.key, f.key_filter.key, method, f"filters.{i}.keyFilter"))
+        conditions.append(
+            text_condition(m.c.key, f.key_filter.key, method, f"filters.{i}.keyFilter")
+        )
     # Keys read best in order: ascending unless the caller asks otherwise.
     order = m.c.key.desc() if req.pagination is not None and not asc else m.c.key.asc()
     async with call.runtime.db.read() as conn:
@@ -99,8 +101,11 @@ async def list_user_metadata(call: Call, req: ListUserMetadataRequest) -> dict[s
         ).scalar_one()
         rows = (
             await conn.execute(
-                select(m.c.key, m.c.value).where(and_(*conditions)).order_by(order)
-                .offset(offset).limit(limit)
+                select(m.c.key, m.c.value)
+                .where(and_(*conditions))
+                .order_by(order)
+                .offset(offset)
+                .limit(limit)
             )
         ).all()
     return {

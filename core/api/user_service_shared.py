@@ -90,7 +90,7 @@ class HashedPassword(Message):
 
 
 class SetPassword(Message):
-    """`password` or `hashedPassword`, proven by `currentPassword` or `verificationCode` on change."""
+    """`password` or `hashedPassword`; a change is proven by `currentPassword` or a code."""
 
     password: Password | None = None
     hashed_password: HashedPassword | None = None
@@ -116,7 +116,9 @@ async def load_user(call: Call, user_id: str, field_name: str = "userId") -> Use
     return state
 
 
-async def authorize(call: Call, permission: str, state: UserState, *, self_ok: bool = False) -> None:
+async def authorize(
+    call: Call, permission: str, state: UserState, *, self_ok: bool = False
+) -> None:
     """permission_denied unless the caller holds `permission` on the user's org (or is it)."""
     if self_ok and call.user_id == state.id:
         return
@@ -150,8 +152,14 @@ async def push_change(
 ) -> dict[str, Any]:
     """Push `events` on the user and answer `{details}`; details of now when there are none."""
     if not events:
-        return {"details": details(sequence=state.sequence, changed_at=state.changed_at, owner=state.owner)}
-    stored = await call.runtime.store.push(cmd.change(state, events, unique or []), creator=call.user_id)
+        return {
+            "details": details(
+                sequence=state.sequence, changed_at=state.changed_at, owner=state.owner
+            )
+        }
+    stored = await call.runtime.store.push(
+        cmd.change(state, events, unique or []), creator=call.user_id
+    )
     return {"details": details(stored)}
 
 

@@ -70,7 +70,9 @@ def _human(state: UserState) -> None:
 # -- the parts of an update ---------------------------------------------------------------
 
 
-def plan_profile(state: UserState, profile: Profile, at: str, *, names_required: bool) -> list[Event]:
+def plan_profile(
+    state: UserState, profile: Profile, at: str, *, names_required: bool
+) -> list[Event]:
     """A profile change with only the fields that differ; none when nothing does."""
     given: dict[str, str] = {}
     for attr, json_name, required in (
@@ -124,9 +126,13 @@ async def plan_email(
     address = checked(f"{at}email", cmd.check_email, email.email or "")
     if email.is_verified:
         await call.require("user.write", org_id=state.owner)  # not the user itself
-    if address == state.email and (state.email_verified or not (email.is_verified or email.return_code is not None)):
+    if address == state.email and (
+        state.email_verified or not (email.is_verified or email.return_code is not None)
+    ):
         if must_change and state.email_verified:
-            raise ConnectError("failed_precondition", f"{at}email: the email is unchanged and verified")
+            raise ConnectError(
+                "failed_precondition", f"{at}email: the email is unchanged and verified"
+            )
         if not must_change:
             return
     if address != state.email:
@@ -148,9 +154,13 @@ async def plan_phone(
     number = checked(f"{at}phone", cmd.check_phone, phone.phone or "")
     if phone.is_verified:
         await call.require("user.write", org_id=state.owner)
-    if number == state.phone and (state.phone_verified or not (phone.is_verified or phone.return_code is not None)):
+    if number == state.phone and (
+        state.phone_verified or not (phone.is_verified or phone.return_code is not None)
+    ):
         if must_change and state.phone_verified:
-            raise ConnectError("failed_precondition", f"{at}phone: the phone is unchanged and verified")
+            raise ConnectError(
+                "failed_precondition", f"{at}phone: the phone is unchanged and verified"
+            )
         if not must_change:
             return
     if number != state.phone:
@@ -226,8 +236,13 @@ async def update_human_user(call: Call, req: UpdateHumanUserRequest) -> dict[str
     if req.password is not None:
         pw = req.password
         planned.events += await plan_password(
-            call, state, pw.password, pw.hashed_password, pw.current_password,
-            pw.verification_code, at="password.",
+            call,
+            state,
+            pw.password,
+            pw.hashed_password,
+            pw.current_password,
+            pw.verification_code,
+            at="password.",
             paths=("password.password", "password.hashedPassword"),
         )
     result = await push_change(call, state, planned.events, planned.unique)
@@ -269,8 +284,13 @@ async def update_user(call: Call, req: UpdateUserRequest) -> dict[str, Any]:
         if h.password is not None:
             pw = h.password
             planned.events += await plan_password(
-                call, state, pw.password, pw.hashed_password, pw.current_password,
-                pw.verification_code, at="human.password.",
+                call,
+                state,
+                pw.password,
+                pw.hashed_password,
+                pw.current_password,
+                pw.verification_code,
+                at="human.password.",
                 paths=("human.password.password", "human.password.hashedPassword"),
             )
     if req.machine is not None:
@@ -314,7 +334,7 @@ class UserIDOnly(Message):
 
 @service.rpc("SetEmail", request=SetEmailRequest)
 async def set_email(call: Call, req: SetEmailRequest) -> dict[str, Any]:
-    """Change the email: verified at once (`isVerified`), or with a code (`returnCode` returns it)."""
+    """Change the email: verified at once (`isVerified`), or by a code (`returnCode`: returned)."""
     state = await load_user(call, req.user_id)
     await authorize(call, "user.write", state, self_ok=True)
     _human(state)
@@ -392,8 +412,14 @@ async def set_password(call: Call, req: SetPasswordRequest) -> dict[str, Any]:
     if req.new_password is None:
         raise invalid("newPassword", "is required")
     events = await plan_password(
-        call, state, req.new_password, None, req.current_password, req.verification_code,
-        at="", paths=("newPassword", "hashedPassword"),
+        call,
+        state,
+        req.new_password,
+        None,
+        req.current_password,
+        req.verification_code,
+        at="",
+        paths=("newPassword", "hashedPassword"),
     )
     return await push_change(call, state, events)
 
@@ -417,11 +443,13 @@ async def password_reset(call: Call, req: PasswordResetRequest) -> dict[str, Any
         raise invalid("sendLink.urlTemplate", "expected a string")
     code = cmd.new_code()
     event = ev.HumanPasswordCodeAdded(
-        code.digest, code.expires_at, notification_type=kind, url_template=url,
+        code.digest,
+        code.expires_at,
+        notification_type=kind,
+        url_template=url,
         code_returned=req.return_code is not None,
     )
     result = await push_change(call, state, [event])
     if req.return_code is not None:
         result["verificationCode"] = code.code
     return result
-

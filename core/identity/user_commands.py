@@ -149,7 +149,9 @@ def change(
     state: UserState, events: Iterable[Event], unique: Iterable[AddUnique | RemoveUnique] = ()
 ) -> AggregateChanges:
     """Events appended to an existing user, if nothing changed it since `state` was read."""
-    return AggregateChanges(state.aggregate(), events, expected_sequence=state.sequence, unique=unique)
+    return AggregateChanges(
+        state.aggregate(), events, expected_sequence=state.sequence, unique=unique
+    )
 
 
 def rename(state: UserState, username: str) -> tuple[list[Event], list[AddUnique | RemoveUnique]]:
@@ -189,7 +191,7 @@ def reactivate(state: UserState) -> Event:
 
 
 def remove(state: UserState) -> AggregateChanges:
-    """`user.removed`, releasing the user name; read models drop tokens, keys, metadata, memberships."""
+    """`user.removed`, freeing the user name; read models drop its tokens, keys, metadata..."""
     return change(
         state,
         [UserRemoved(username=state.username)],

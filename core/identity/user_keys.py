@@ -97,11 +97,17 @@ class MachineKeysProjection(Projection):
 
     @handles(MachineKeyRemoved.TYPE)
     def removed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
-        return [Remove(machine_keys_table, {"instance_id": e.instance_id, "id": e.payload["key_id"]})]
+        return [
+            Remove(machine_keys_table, {"instance_id": e.instance_id, "id": e.payload["key_id"]})
+        ]
 
     @handles("user.removed")
     def user_removed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
-        return [RemoveWhere(machine_keys_table, {"instance_id": e.instance_id, "user_id": e.aggregate_id})]
+        return [
+            RemoveWhere(
+                machine_keys_table, {"instance_id": e.instance_id, "user_id": e.aggregate_id}
+            )
+        ]
 
 
 def check_public_key(data: bytes) -> str:
@@ -124,16 +130,18 @@ def check_public_key(data: bytes) -> str:
 
 
 def generate_key() -> tuple[str, str]:
-    """A new RSA 2048 key pair: (private key PEM, PKCS#1 as ZITADEL's key files have it; public PEM)."""
+    """A new RSA 2048 key pair: (private PEM in PKCS#1, as ZITADEL's key files; public PEM)."""
     private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private_pem = private.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.NoEncryption(),
     ).decode()
-    public_pem = private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public_pem = (
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return private_pem, public_pem
 
 
@@ -168,7 +176,9 @@ async def machine_key(
     t = machine_keys_table
     row = (
         await conn.execute(
-            select(t).where(t.c.instance_id == instance_id, t.c.id == key_id, t.c.user_id == user_id)
+            select(t).where(
+                t.c.instance_id == instance_id, t.c.id == key_id, t.c.user_id == user_id
+            )
         )
     ).first()
     return MachineKey(row.id, row.user_id, row.public_key, row.expiration) if row else None

@@ -87,7 +87,9 @@ class UserMetadataProjection(Projection):
 
     @handles("user.removed")
     def user_removed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
-        return [RemoveWhere(metadata_table, {"instance_id": e.instance_id, "user_id": e.aggregate_id})]
+        return [
+            RemoveWhere(metadata_table, {"instance_id": e.instance_id, "user_id": e.aggregate_id})
+        ]
 
 
 def check_key(key: str) -> str:

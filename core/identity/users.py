@@ -317,9 +317,7 @@ class UsersProjection(Projection):
     @handles(ev.HumanPasswordHashUpdated.TYPE)
     def password_rehashed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
         # The same password: neither the change date nor passwordChanged move.
-        return [
-            Patch(users_table, self.key(e), {"password_hash": e.payload["password_hash"]})
-        ]
+        return [Patch(users_table, self.key(e), {"password_hash": e.payload["password_hash"]})]
 
     @handles(ev.UserLocked.TYPE)
     def locked(self, e: StoredEvent):  # type: ignore[no-untyped-def]
@@ -357,8 +355,18 @@ class UsersProjection(Projection):
 
 
 _TEXT_COLUMNS = (
-    "first_name", "last_name", "nick_name", "display_name", "preferred_language", "gender",
-    "email", "phone", "password_hash", "name", "description", "access_token_type",
+    "first_name",
+    "last_name",
+    "nick_name",
+    "display_name",
+    "preferred_language",
+    "gender",
+    "email",
+    "phone",
+    "password_hash",
+    "name",
+    "description",
+    "access_token_type",
     "secret_digest",
 )
 
@@ -552,8 +560,9 @@ def claim_username(username: str) -> AddUnique:
     return AddUnique(USERNAME_UNIQUE, username, USERNAME_TAKEN)
 
 
-def new_user(instance_id: str, user_id: str, org_id: str, events: list[Event],
-             username: str) -> AggregateChanges:
+def new_user(
+    instance_id: str, user_id: str, org_id: str, events: list[Event], username: str
+) -> AggregateChanges:
     """The first events of a user, claiming its user name in the instance."""
     return AggregateChanges(
         Aggregate(AGGREGATE, user_id, instance_id, org_id),
@@ -563,7 +572,9 @@ def new_user(instance_id: str, user_id: str, org_id: str, events: list[Event],
     )
 
 
-async def get_user(conn: AsyncConnection, instance_id: str, user_id: str) -> dict[str, object] | None:
+async def get_user(
+    conn: AsyncConnection, instance_id: str, user_id: str
+) -> dict[str, object] | None:
     row = (
         await conn.execute(
             select(users_table).where(
@@ -572,4 +583,3 @@ async def get_user(conn: AsyncConnection, instance_id: str, user_id: str) -> dic
         )
     ).first()
     return dict(row._mapping) if row else None
-

@@ -1,4 +1,4 @@
-"""UserService over Connect JSON: humans — add, get, list, update, email, phone, password, states."""
+"""UserService over Connect JSON: humans — add, get, list, update, contact, password, states."""
 
 from __future__ import annotations
 
@@ -63,7 +63,9 @@ async def test_add_human_user_then_get_it_with_login_names(api: Api) -> None:
     assert user["human"]["passwordChanged"].endswith("Z")
 
 
-async def test_a_user_without_password_nor_verified_email_is_initial_until_verified(api: Api) -> None:
+async def test_a_user_without_password_nor_verified_email_is_initial_until_verified(
+    api: Api,
+) -> None:
     added = await api.ok(
         "user",
         "AddHumanUser",
@@ -87,9 +89,11 @@ async def test_a_user_without_password_nor_verified_email_is_initial_until_verif
     assert user["state"] == "USER_STATE_ACTIVE"
     assert user["human"]["email"]["isVerified"] is True
     # A code is single-use.
-    assert (await api.error(
-        "user", "VerifyEmail", {"userId": added["userId"], "verificationCode": code}
-    ))[1] == "invalid_argument"
+    assert (
+        await api.error(
+            "user", "VerifyEmail", {"userId": added["userId"], "verificationCode": code}
+        )
+    )[1] == "invalid_argument"
 
 
 async def test_usernames_are_unique_in_the_instance_ignoring_case(api: Api) -> None:
@@ -115,8 +119,10 @@ async def test_bad_input_names_the_field_and_writes_nothing(api: Api) -> None:
         ({**human(), "username": "has space"}, "username:"),
         ({**human(), "password": {"password": "short"}}, "password.password: must have"),
         ({**human(), "hashedPassword": {"hash": "$1$md5$nope"}}, "hashedPassword.hash:"),
-        ({**human(), "profile": {"givenName": "A", "familyName": "B", "gender": "X"}},
-         "profile.gender:"),
+        (
+            {**human(), "profile": {"givenName": "A", "familyName": "B", "gender": "X"}},
+            "profile.gender:",
+        ),
         ({**human(), "metadata": [{"key": "", "value": "dmFsdWU="}]}, "metadata.0.key:"),
         ({**human(), "metadata": [{"key": "k", "value": "not base64!"}]}, "metadata.0.value"),
         ({**human(), "organization": {"orgId": "nope"}}, "organization.orgId:"),
@@ -132,9 +138,7 @@ async def test_weak_password_message_lists_what_is_missing(api: Api) -> None:
     _, _, message = await api.error(
         "user", "AddHumanUser", human(password={"password": "alllowercase"})
     )
-    assert message == (
-        "password.password: must have an upper-case letter, a digit and a symbol"
-    )
+    assert message == ("password.password: must have an upper-case letter, a digit and a symbol")
 
 
 async def test_imported_bcrypt_and_argon2_hashes_are_accepted(api: Api) -> None:
@@ -153,12 +157,12 @@ async def test_user_goes_to_the_org_named_by_header_or_request(api: Api) -> None
         "user", "AddHumanUser", human("hatter"), headers={"x-zitadel-orgid": org_id}
     )
     assert by_header["details"]["resourceOwner"] == org_id
-    by_body = await api.ok(
-        "user", "AddHumanUser", human("hare", organization={"orgId": org_id})
-    )
+    by_body = await api.ok("user", "AddHumanUser", human("hare", organization={"orgId": org_id}))
     assert by_body["details"]["resourceOwner"] == org_id
     by_domain = await api.ok(
-        "user", "AddHumanUser", human("dormouse", organization={"orgDomain": "wonderland.localhost"})
+        "user",
+        "AddHumanUser",
+        human("dormouse", organization={"orgDomain": "wonderland.localhost"}),
     )
     assert by_domain["details"]["resourceOwner"] == org_id
     user = await get_user(api, by_header["userId"])
@@ -182,7 +186,9 @@ async def test_create_user_human_and_machine(api: Api) -> None:
     user = await get_user(api, created["id"])
     assert user["human"]["profile"]["displayName"] == "Dinah Cat"
     machine = await api.ok(
-        "user", "CreateUser", {"username": "robot", "machine": {"name": "Robot", "description": "d"}}
+        "user",
+        "CreateUser",
+        {"username": "robot", "machine": {"name": "Robot", "description": "d"}},
     )
     user = await get_user(api, machine["id"])
     assert user["machine"] == {
@@ -191,15 +197,18 @@ async def test_create_user_human_and_machine(api: Api) -> None:
         "hasSecret": False,
         "accessTokenType": "ACCESS_TOKEN_TYPE_BEARER",
     }
-    status, code, message = await api.error(
-        "user", "CreateUser", {"machine": {"name": ""}}
-    )
+    status, code, message = await api.error("user", "CreateUser", {"machine": {"name": ""}})
     assert (status, code, message) == (400, "invalid_argument", "machine.name: must not be empty")
     _, _, message = await api.error(
-        "user", "CreateUser",
-        {"human": {"profile": {"givenName": "A", "familyName": "B"},
-                   "email": {"email": "x@example.com"},
-                   "password": {"password": {"password": "weak"}}}},
+        "user",
+        "CreateUser",
+        {
+            "human": {
+                "profile": {"givenName": "A", "familyName": "B"},
+                "email": {"email": "x@example.com"},
+                "password": {"password": {"password": "weak"}},
+            }
+        },
     )
     assert message.startswith("human.password.password.password: must have")
     assert (await api.error("user", "CreateUser", {}))[1] == "invalid_argument"
@@ -225,8 +234,12 @@ async def test_update_human_user_profile_email_phone_username(api: Api) -> None:
         {
             "userId": user_id,
             "username": "franky",
-            "profile": {"givenName": "Frank", "familyName": "Zappa", "gender": "GENDER_MALE",
-                        "preferredLanguage": "de-CH"},
+            "profile": {
+                "givenName": "Frank",
+                "familyName": "Zappa",
+                "gender": "GENDER_MALE",
+                "preferredLanguage": "de-CH",
+            },
             "email": {"email": "frank@zappa.example", "returnCode": {}},
             "phone": {"phone": "0041 79 000 00 00", "returnCode": {}},
         },
@@ -238,7 +251,9 @@ async def test_update_human_user_profile_email_phone_username(api: Api) -> None:
     assert user["human"]["profile"]["gender"] == "GENDER_MALE"
     assert user["human"]["email"] == {"email": "frank@zappa.example", "isVerified": False}
     assert user["human"]["phone"] == {"phone": "+41790000000", "isVerified": False}
-    await api.ok("user", "VerifyPhone", {"userId": user_id, "verificationCode": result["phoneCode"]})
+    await api.ok(
+        "user", "VerifyPhone", {"userId": user_id, "verificationCode": result["phoneCode"]}
+    )
     assert (await get_user(api, user_id))["human"]["phone"]["isVerified"] is True
     # The old user name is free again.
     await add_human(api, "frank")
@@ -258,15 +273,21 @@ async def test_update_user_changes_only_fields_sent(api: Api) -> None:
     assert out["changeDate"].endswith("Z")
     profile = (await get_user(api, user_id))["human"]["profile"]
     assert (profile["givenName"], profile["nickName"]) == ("Alice", "G")
-    machine_id = (await api.ok("user", "CreateUser", {"username": "m1", "machine": {"name": "M"}}))["id"]
+    machine_id = (await api.ok("user", "CreateUser", {"username": "m1", "machine": {"name": "M"}}))[
+        "id"
+    ]
     await api.ok("user", "UpdateUser", {"userId": machine_id, "machine": {"description": "new"}})
     assert (await get_user(api, machine_id))["machine"]["description"] == "new"
-    assert (await api.error(
-        "user", "UpdateUser", {"userId": machine_id, "human": {"profile": {"nickName": "x"}}}
-    ))[1] == "failed_precondition"
-    assert (await api.error(
-        "user", "UpdateUser", {"userId": user_id, "human": {"profile": {"givenName": ""}}}
-    ))[2] == "human.profile.givenName: must not be empty"
+    assert (
+        await api.error(
+            "user", "UpdateUser", {"userId": machine_id, "human": {"profile": {"nickName": "x"}}}
+        )
+    )[1] == "failed_precondition"
+    assert (
+        await api.error(
+            "user", "UpdateUser", {"userId": user_id, "human": {"profile": {"givenName": ""}}}
+        )
+    )[2] == "human.profile.givenName: must not be empty"
 
 
 async def test_set_email_returns_a_code_stored_only_as_a_digest(api: Api) -> None:
@@ -283,12 +304,15 @@ async def test_set_email_returns_a_code_stored_only_as_a_digest(api: Api) -> Non
     assert added.payload["code_digest"] == hashlib.sha256(code.encode()).hexdigest()
     await api.ok("user", "VerifyEmail", {"userId": user_id, "verificationCode": code})
     # The same verified address again: nothing to do.
-    assert (await api.error(
-        "user", "SetEmail", {"userId": user_id, "email": "hank@new.example"}
-    ))[1] == "failed_precondition"
-    await api.ok("user", "SetEmail", {"userId": user_id, "email": "h@x.example", "isVerified": True})
+    assert (await api.error("user", "SetEmail", {"userId": user_id, "email": "hank@new.example"}))[
+        1
+    ] == "failed_precondition"
+    await api.ok(
+        "user", "SetEmail", {"userId": user_id, "email": "h@x.example", "isVerified": True}
+    )
     assert (await get_user(api, user_id))["human"]["email"] == {
-        "email": "h@x.example", "isVerified": True
+        "email": "h@x.example",
+        "isVerified": True,
     }
 
 
@@ -297,19 +321,25 @@ async def test_set_password_by_admin_current_password_or_reset_code(api: Api) ->
     new = "An0ther-Passw0rd!"
     await api.ok("user", "SetPassword", {"userId": user_id, "newPassword": {"password": new}})
     _, code, message = await api.error(
-        "user", "SetPassword",
+        "user",
+        "SetPassword",
         {"userId": user_id, "newPassword": {"password": PASSWORD}, "currentPassword": "wrong"},
     )
     assert (code, message) == ("invalid_argument", "currentPassword: is wrong")
     await api.ok(
-        "user", "SetPassword",
+        "user",
+        "SetPassword",
         {"userId": user_id, "newPassword": {"password": PASSWORD}, "currentPassword": new},
     )
     reset = await api.ok("user", "PasswordReset", {"userId": user_id, "returnCode": {}})
     await api.ok(
-        "user", "SetPassword",
-        {"userId": user_id, "newPassword": {"password": new, "changeRequired": True},
-         "verificationCode": reset["verificationCode"]},
+        "user",
+        "SetPassword",
+        {
+            "userId": user_id,
+            "newPassword": {"password": new, "changeRequired": True},
+            "verificationCode": reset["verificationCode"],
+        },
     )
     assert (await get_user(api, user_id))["human"]["passwordChangeRequired"] is True
     _, _, message = await api.error(
@@ -363,11 +393,16 @@ async def test_list_users_queries_sorting_and_paging(api: Api) -> None:
     ids = {}
     for name, first in (("lu-anna", "Anna"), ("lu-bert", "Bert"), ("lu-cleo", "Cleo")):
         ids[name] = await add_human(
-            api, name, organization={"orgId": org_id},
+            api,
+            name,
+            organization={"orgId": org_id},
             profile={"givenName": first, "familyName": "Lister"},
         )
-    await api.ok("user", "CreateUser", {"organizationId": org_id, "username": "lu-bot",
-                                         "machine": {"name": "Bot"}})
+    await api.ok(
+        "user",
+        "CreateUser",
+        {"organizationId": org_id, "username": "lu-bot", "machine": {"name": "Bot"}},
+    )
     in_org = {"organizationIdQuery": {"organizationId": org_id}}
 
     async def names(*queries: dict[str, Any], **body: Any) -> list[str]:
@@ -375,47 +410,80 @@ async def test_list_users_queries_sorting_and_paging(api: Api) -> None:
         return [u["username"] for u in data["result"]]
 
     assert await names(sortingColumn="USER_FIELD_NAME_USER_NAME", query={"asc": True}) == [
-        "lu-anna", "lu-bert", "lu-bot", "lu-cleo"
+        "lu-anna",
+        "lu-bert",
+        "lu-bot",
+        "lu-cleo",
     ]
     assert await names({"typeQuery": {"type": "TYPE_MACHINE"}}) == ["lu-bot"]
     assert await names(
-        {"firstNameQuery": {"firstName": "b", "method": "TEXT_QUERY_METHOD_STARTS_WITH_IGNORE_CASE"}}
+        {
+            "firstNameQuery": {
+                "firstName": "b",
+                "method": "TEXT_QUERY_METHOD_STARTS_WITH_IGNORE_CASE",
+            }
+        }
     ) == ["lu-bert"]
-    assert await names({"lastNameQuery": {"lastName": "Lister"}}, sortingColumn=(
-        "USER_FIELD_NAME_FIRST_NAME"), query={"asc": True, "limit": 2, "offset": "1"}) == [
-        "lu-bert", "lu-cleo"
-    ]
+    assert await names(
+        {"lastNameQuery": {"lastName": "Lister"}},
+        sortingColumn=("USER_FIELD_NAME_FIRST_NAME"),
+        query={"asc": True, "limit": 2, "offset": "1"},
+    ) == ["lu-bert", "lu-cleo"]
     assert await names({"loginNameQuery": {"loginName": "lu-anna@listing.localhost"}}) == [
         "lu-anna"
     ]
     assert await names({"emailQuery": {"emailAddress": "lu-cleo@example.com"}}) == ["lu-cleo"]
-    assert await names({"inUserIdsQuery": {"userIds": [ids["lu-anna"], ids["lu-cleo"]]}},
-                       sortingColumn="USER_FIELD_NAME_USER_NAME", query={"asc": True}) == [
-        "lu-anna", "lu-cleo"
-    ]
     assert await names(
-        {"orQuery": {"queries": [{"userNameQuery": {"userName": "lu-anna"}},
-                                 {"userNameQuery": {"userName": "lu-bot"}}]}},
-        sortingColumn="USER_FIELD_NAME_USER_NAME", query={"asc": True},
+        {"inUserIdsQuery": {"userIds": [ids["lu-anna"], ids["lu-cleo"]]}},
+        sortingColumn="USER_FIELD_NAME_USER_NAME",
+        query={"asc": True},
+    ) == ["lu-anna", "lu-cleo"]
+    assert await names(
+        {
+            "orQuery": {
+                "queries": [
+                    {"userNameQuery": {"userName": "lu-anna"}},
+                    {"userNameQuery": {"userName": "lu-bot"}},
+                ]
+            }
+        },
+        sortingColumn="USER_FIELD_NAME_USER_NAME",
+        query={"asc": True},
     ) == ["lu-anna", "lu-bot"]
+    assert await names({"notQuery": {"query": {"typeQuery": {"type": "TYPE_HUMAN"}}}}) == ["lu-bot"]
     assert await names(
-        {"notQuery": {"query": {"typeQuery": {"type": "TYPE_HUMAN"}}}}
-    ) == ["lu-bot"]
-    assert await names({"stateQuery": {"state": "USER_STATE_ACTIVE"}},
-                       {"displayNameQuery": {"displayName": "Anna Lister"}}) == ["lu-anna"]
+        {"stateQuery": {"state": "USER_STATE_ACTIVE"}},
+        {"displayNameQuery": {"displayName": "Anna Lister"}},
+    ) == ["lu-anna"]
     data = await api.ok("user", "ListUsers", {"queries": [in_org], "query": {"limit": 1}})
     assert data["details"]["totalResult"] == "4" and len(data["result"]) == 1
     before = await api.runtime.store.max_position()
     for body, prefix in (
         ({"queries": [{}]}, "queries.0: set exactly one of"),
         ({"queries": [{"stateQuery": {"state": "NOPE"}}]}, "queries.0.stateQuery.state:"),
-        ({"queries": [{"andQuery": {"queries": [{"typeQuery": {"type": "X"}}]}}]},
-         "queries.0.andQuery.queries.0.typeQuery.type:"),
+        (
+            {"queries": [{"andQuery": {"queries": [{"typeQuery": {"type": "X"}}]}}]},
+            "queries.0.andQuery.queries.0.typeQuery.type:",
+        ),
         ({"sortingColumn": "NOPE"}, "sortingColumn:"),
         ({"query": {"limit": 5000}}, "query.limit:"),
-        ({"queries": [{"userNameQuery": {"userName": "x", "method": "BAD"}}]},
-         "queries.0.userNameQuery.method:"),
+        (
+            {"queries": [{"userNameQuery": {"userName": "x", "method": "BAD"}}]},
+            "queries.0.userNameQuery.method:",
+        ),
     ):
         status, code, message = await api.error("user", "ListUsers", body)
         assert (status, code) == (400, "invalid_argument") and message.startswith(prefix), message
     assert await api.runtime.store.max_position() == before
+
+
+async def test_user_by_login_name_finds_users_for_the_login(api: Api) -> None:
+    from donjon.core.identity.user_reads import user_by_login_name
+
+    user_id = await add_human(api, "Logan")
+    async with api.runtime.db.read() as conn:
+        for name in ("logan@donjon.localhost", "LOGAN@DONJON.LOCALHOST", "logan"):
+            found = await user_by_login_name(conn, api.instance_id, name)
+            assert found is not None and found["id"] == user_id, name
+        assert await user_by_login_name(conn, api.instance_id, "logan@elsewhere.example") is None
+        assert await user_by_login_name(conn, "another-instance", "logan") is None

@@ -28,15 +28,18 @@ async def machine_with_token(api: Api, username: str, **extra: Any) -> tuple[str
 
 
 def public_pem(key: Any) -> str:
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
 
 
 async def test_personal_access_tokens_authenticate_until_removed(api: Api) -> None:
     user_id = await machine(api, "pat-bot")
     added = await api.ok(
-        "user", "AddPersonalAccessToken",
+        "user",
+        "AddPersonalAccessToken",
         {"userId": user_id, "expirationDate": "2999-01-01T00:00:00Z"},
     )
     assert len(added["token"]) >= 43 and added["creationDate"].endswith("Z")
@@ -57,17 +60,21 @@ async def test_personal_access_tokens_authenticate_until_removed(api: Api) -> No
         "user", "RemovePersonalAccessToken", {"userId": user_id, "tokenId": added["tokenId"]}
     )
     assert (await as_bot.error("user", "GetUserByID", {"userId": user_id}))[:2] == (
-        401, "unauthenticated"
+        401,
+        "unauthenticated",
     )
-    assert (await api.error(
-        "user", "RemovePersonalAccessToken", {"userId": user_id, "tokenId": added["tokenId"]}
-    ))[1] == "not_found"
+    assert (
+        await api.error(
+            "user", "RemovePersonalAccessToken", {"userId": user_id, "tokenId": added["tokenId"]}
+        )
+    )[1] == "not_found"
 
 
 async def test_pat_bad_input(api: Api) -> None:
     user_id = await machine(api, "pat-bad")
     human = await api.ok(
-        "user", "AddHumanUser",
+        "user",
+        "AddHumanUser",
         {"profile": {"givenName": "H", "familyName": "U"}, "email": {"email": "h@example.com"}},
     )
     before = await api.runtime.store.max_position()
@@ -78,12 +85,12 @@ async def test_pat_bad_input(api: Api) -> None:
     ):
         status, code, message = await api.error("user", "AddPersonalAccessToken", body)
         assert (status, code) == (400, "invalid_argument") and message.startswith(expected)
-    assert (await api.error(
-        "user", "AddPersonalAccessToken", {"userId": human["userId"]}
-    ))[1] == "failed_precondition"
-    assert (await api.error(
-        "user", "ListPersonalAccessTokens", {"filters": [{}]}
-    ))[2].startswith("filters.0: set exactly one of")
+    assert (await api.error("user", "AddPersonalAccessToken", {"userId": human["userId"]}))[
+        1
+    ] == "failed_precondition"
+    assert (await api.error("user", "ListPersonalAccessTokens", {"filters": [{}]}))[2].startswith(
+        "filters.0: set exactly one of"
+    )
     assert await api.runtime.store.max_position() == before
 
 
@@ -104,15 +111,18 @@ async def test_a_locked_or_deactivated_machine_user_token_stops_working(api: Api
 
 async def test_a_user_without_membership_is_denied_but_may_read_itself(api: Api) -> None:
     other = await api.ok(
-        "user", "AddHumanUser",
+        "user",
+        "AddHumanUser",
         {"profile": {"givenName": "O", "familyName": "T"}, "email": {"email": "o@example.com"}},
     )
     user_id, as_bot = await machine_with_token(api, "nobody-bot")
     before = await api.runtime.store.max_position()
     denied = [
         ("GetUserByID", {"userId": other["userId"]}),
-        ("AddHumanUser", {"profile": {"givenName": "A", "familyName": "B"},
-                          "email": {"email": "a@example.com"}}),
+        (
+            "AddHumanUser",
+            {"profile": {"givenName": "A", "familyName": "B"}, "email": {"email": "a@example.com"}},
+        ),
         ("CreateUser", {"machine": {"name": "x"}}),
         ("LockUser", {"userId": other["userId"]}),
         ("DeleteUser", {"userId": other["userId"]}),
@@ -139,12 +149,17 @@ async def test_a_user_without_membership_is_denied_but_may_read_itself(api: Api)
 
 async def test_an_org_user_manager_acts_only_in_its_org(api: Api) -> None:
     manager_id, as_manager = await machine_with_token(api, "manager-bot")
-    org_id = (await api.ok(
-        "org", "AddOrganization",
-        {"name": "Managed", "admins": [{"userId": manager_id, "roles": ["ORG_USER_MANAGER"]}]},
-    ))["organizationId"]
+    org_id = (
+        await api.ok(
+            "org",
+            "AddOrganization",
+            {"name": "Managed", "admins": [{"userId": manager_id, "roles": ["ORG_USER_MANAGER"]}]},
+        )
+    )["organizationId"]
     body = {"profile": {"givenName": "M", "familyName": "U"}, "email": {"email": "m@example.com"}}
-    created = await as_manager.ok("user", "AddHumanUser", {**body, "organization": {"orgId": org_id}})
+    created = await as_manager.ok(
+        "user", "AddHumanUser", {**body, "organization": {"orgId": org_id}}
+    )
     # Without a header or org in the request, users go to its own org, where it may not write.
     assert (await as_manager.error("user", "AddHumanUser", body))[0] == 403
     listed = await as_manager.ok("user", "ListUsers")
@@ -174,11 +189,13 @@ async def test_add_generated_key_returns_a_key_file_once(api: Api) -> None:
     listed = await api.ok("user", "ListKeys", {"filters": [{"userIdFilter": {"id": user_id}}]})
     assert [k["id"] for k in listed["result"]] == [added["keyId"]]
     await api.ok("user", "RemoveKey", {"userId": user_id, "keyId": added["keyId"]})
-    listed = await api.ok("user", "ListKeys", {"filters": [{"keyIdFilter": {"id": added["keyId"]}}]})
-    assert listed["result"] == []
-    assert (await api.error("user", "RemoveKey", {"userId": user_id, "keyId": added["keyId"]}))[1] == (
-        "not_found"
+    listed = await api.ok(
+        "user", "ListKeys", {"filters": [{"keyIdFilter": {"id": added["keyId"]}}]}
     )
+    assert listed["result"] == []
+    assert (await api.error("user", "RemoveKey", {"userId": user_id, "keyId": added["keyId"]}))[
+        1
+    ] == ("not_found")
 
 
 async def test_add_uploaded_public_keys(api: Api) -> None:
@@ -188,9 +205,13 @@ async def test_add_uploaded_public_keys(api: Api) -> None:
         added = await api.ok("user", "AddKey", {"userId": user_id, "publicKey": encoded})
         assert "keyContent" not in added
     listed = await api.ok(
-        "user", "ListKeys",
-        {"filters": [{"userIdFilter": {"id": user_id}}], "sortingColumn": "KEY_FIELD_NAME_CREATED_DATE",
-         "pagination": {"asc": True}},
+        "user",
+        "ListKeys",
+        {
+            "filters": [{"userIdFilter": {"id": user_id}}],
+            "sortingColumn": "KEY_FIELD_NAME_CREATED_DATE",
+            "pagination": {"asc": True},
+        },
     )
     assert listed["pagination"]["totalResult"] == "2"
     assert listed["result"][0]["expirationDate"] == "9999-01-01T00:00:00Z"
@@ -199,7 +220,10 @@ async def test_add_uploaded_public_keys(api: Api) -> None:
     for pem, expected in (
         (b"not a key", "publicKey: must be a PEM public key"),
         (public_pem(weak).encode(), "publicKey: an RSA key must have at least 2048 bits"),
-        (public_pem(ed25519.Ed25519PrivateKey.generate()).encode(), "publicKey: must be an RSA or EC"),
+        (
+            public_pem(ed25519.Ed25519PrivateKey.generate()).encode(),
+            "publicKey: must be an RSA or EC",
+        ),
     ):
         body = {"userId": user_id, "publicKey": base64.b64encode(pem).decode()}
         _, code, message = await api.error("user", "AddKey", body)
@@ -225,16 +249,24 @@ async def test_client_secret_is_returned_once_and_stored_as_digest(api: Api) -> 
     await api.ok("user", "RemoveSecret", {"userId": user_id})
     user = (await api.ok("user", "GetUserByID", {"userId": user_id}))["user"]
     assert user["machine"]["hasSecret"] is False
-    assert (await api.error("user", "RemoveSecret", {"userId": user_id}))[1] == "failed_precondition"
+    assert (await api.error("user", "RemoveSecret", {"userId": user_id}))[
+        1
+    ] == "failed_precondition"
 
 
 async def test_metadata_set_list_delete(api: Api) -> None:
     user_id = await machine(api, "meta-bot")
     value = base64.b64encode(b"\x00binary\xff").decode()
     out = await api.ok(
-        "user", "SetUserMetadata",
-        {"userId": user_id, "metadata": [{"key": "team", "value": value},
-                                         {"key": "tier", "value": base64.b64encode(b"gold").decode()}]},
+        "user",
+        "SetUserMetadata",
+        {
+            "userId": user_id,
+            "metadata": [
+                {"key": "team", "value": value},
+                {"key": "tier", "value": base64.b64encode(b"gold").decode()},
+            ],
+        },
     )
     assert out["setDate"].endswith("Z")
     listed = await api.ok("user", "ListUserMetadata", {"userId": user_id})
@@ -243,12 +275,18 @@ async def test_metadata_set_list_delete(api: Api) -> None:
         {"key": "tier", "value": base64.b64encode(b"gold").decode()},
     ]
     found = await api.ok(
-        "user", "ListUsers",
-        {"queries": [{"metadataKeyFilter": {"key": "tea", "method": "TEXT_FILTER_METHOD_STARTS_WITH"}}]},
+        "user",
+        "ListUsers",
+        {
+            "queries": [
+                {"metadataKeyFilter": {"key": "tea", "method": "TEXT_FILTER_METHOD_STARTS_WITH"}}
+            ]
+        },
     )
     assert [u["userId"] for u in found["result"]] == [user_id]
     filtered = await api.ok(
-        "user", "ListUserMetadata",
+        "user",
+        "ListUserMetadata",
         {"userId": user_id, "filters": [{"keyFilter": {"key": "tier"}}]},
     )
     assert [m["key"] for m in filtered["metadata"]] == ["tier"]
@@ -256,12 +294,14 @@ async def test_metadata_set_list_delete(api: Api) -> None:
     listed = await api.ok("user", "ListUserMetadata", {"userId": user_id})
     assert [m["key"] for m in listed["metadata"]] == ["tier"]
     before = await api.runtime.store.max_position()
-    assert (await api.error("user", "DeleteUserMetadata", {"userId": user_id, "keys": ["team"]}))[1] == (
-        "not_found"
-    )
-    assert (await api.error(
-        "user", "SetUserMetadata", {"userId": user_id, "metadata": [{"key": "k", "value": ""}]}
-    ))[2] == "metadata.0.value: must not be empty"
+    assert (await api.error("user", "DeleteUserMetadata", {"userId": user_id, "keys": ["team"]}))[
+        1
+    ] == ("not_found")
+    assert (
+        await api.error(
+            "user", "SetUserMetadata", {"userId": user_id, "metadata": [{"key": "k", "value": ""}]}
+        )
+    )[2] == "metadata.0.value: must not be empty"
     assert (await api.error("user", "SetUserMetadata", {"userId": user_id}))[2] == (
         "metadata: must not be empty"
     )
@@ -277,13 +317,21 @@ async def test_metadata_set_list_delete(api: Api) -> None:
 
 async def test_add_organization_with_a_new_human_admin(api: Api) -> None:
     created = await api.ok(
-        "org", "AddOrganization",
-        {"name": "Human Admins", "admins": [{"human": {
-            "username": "boss",
-            "profile": {"givenName": "The", "familyName": "Boss"},
-            "email": {"email": "boss@example.com", "returnCode": {}},
-            "password": {"password": "Boss-Passw0rd!"},
-        }}]},
+        "org",
+        "AddOrganization",
+        {
+            "name": "Human Admins",
+            "admins": [
+                {
+                    "human": {
+                        "username": "boss",
+                        "profile": {"givenName": "The", "familyName": "Boss"},
+                        "email": {"email": "boss@example.com", "returnCode": {}},
+                        "password": {"password": "Boss-Passw0rd!"},
+                    }
+                }
+            ],
+        },
     )
     [admin] = created["createdAdmins"]
     assert admin["emailCode"]
@@ -294,18 +342,28 @@ async def test_add_organization_with_a_new_human_admin(api: Api) -> None:
 
     async with api.runtime.db.read() as conn:
         [membership] = await memberships_of(conn, api.instance_id, admin["userId"])
-    assert membership.roles == ("ORG_OWNER",) and membership.resource_id == created["organizationId"]
+    assert (
+        membership.roles == ("ORG_OWNER",) and membership.resource_id == created["organizationId"]
+    )
     before = await api.runtime.store.max_position()
     status, code, message = await api.error(
-        "org", "AddOrganization",
-        {"name": "Bad Admin", "admins": [{"human": {"profile": {"givenName": "A"},
-                                                    "email": {"email": "a@example.com"}}}]},
+        "org",
+        "AddOrganization",
+        {
+            "name": "Bad Admin",
+            "admins": [
+                {"human": {"profile": {"givenName": "A"}, "email": {"email": "a@example.com"}}}
+            ],
+        },
     )
     assert (status, code, message) == (
-        400, "invalid_argument", "admins.0.human.profile.familyName: must not be empty"
+        400,
+        "invalid_argument",
+        "admins.0.human.profile.familyName: must not be empty",
     )
     _, _, message = await api.error(
-        "org", "AddOrganization",
+        "org",
+        "AddOrganization",
         {"name": "Bad Admin", "admins": [{"human": {"profile": {"givenName": 1}}}]},
     )
     assert message.startswith("admins.0.human.profile.givenName:")
@@ -318,11 +376,14 @@ async def test_responses_parse_as_the_sdk_models(api: Api) -> None:
 
     user_id = await machine(api, "sdk-bot")
     human = await api.ok(
-        "user", "AddHumanUser",
-        {"profile": {"givenName": "S", "familyName": "D", "gender": "GENDER_DIVERSE"},
-         "email": {"email": "sdk@example.com", "returnCode": {}},
-         "phone": {"phone": "+41791234567", "returnCode": {}},
-         "password": {"password": "Sdk-Passw0rd!"}},
+        "user",
+        "AddHumanUser",
+        {
+            "profile": {"givenName": "S", "familyName": "D", "gender": "GENDER_DIVERSE"},
+            "email": {"email": "sdk@example.com", "returnCode": {}},
+            "phone": {"phone": "+41791234567", "returnCode": {}},
+            "password": {"password": "Sdk-Passw0rd!"},
+        },
     )
     m.UserServiceAddHumanUserResponse.from_dict(human)
     checks: list[tuple[Any, str, dict[str, Any]]] = [
@@ -331,19 +392,35 @@ async def test_responses_parse_as_the_sdk_models(api: Api) -> None:
         (m.UserServiceListUsersResponse, "ListUsers", {}),
         (m.UserServiceAddKeyResponse, "AddKey", {"userId": user_id}),
         (m.UserServiceListKeysResponse, "ListKeys", {}),
-        (m.UserServiceAddPersonalAccessTokenResponse, "AddPersonalAccessToken", {"userId": user_id}),
+        (
+            m.UserServiceAddPersonalAccessTokenResponse,
+            "AddPersonalAccessToken",
+            {"userId": user_id},
+        ),
         (m.UserServiceListPersonalAccessTokensResponse, "ListPersonalAccessTokens", {}),
         (m.UserServiceAddSecretResponse, "AddSecret", {"userId": user_id}),
-        (m.UserServiceSetUserMetadataResponse, "SetUserMetadata",
-         {"userId": user_id, "metadata": [{"key": "k", "value": "dg=="}]}),
+        (
+            m.UserServiceSetUserMetadataResponse,
+            "SetUserMetadata",
+            {"userId": user_id, "metadata": [{"key": "k", "value": "dg=="}]},
+        ),
         (m.UserServiceListUserMetadataResponse, "ListUserMetadata", {"userId": user_id}),
-        (m.UserServiceSetEmailResponse, "SetEmail",
-         {"userId": human["userId"], "email": "n@example.com", "returnCode": {}}),
-        (m.UserServicePasswordResetResponse, "PasswordReset",
-         {"userId": human["userId"], "returnCode": {}}),
+        (
+            m.UserServiceSetEmailResponse,
+            "SetEmail",
+            {"userId": human["userId"], "email": "n@example.com", "returnCode": {}},
+        ),
+        (
+            m.UserServicePasswordResetResponse,
+            "PasswordReset",
+            {"userId": human["userId"], "returnCode": {}},
+        ),
         (m.UserServiceLockUserResponse, "LockUser", {"userId": human["userId"]}),
-        (m.UserServiceUpdateUserResponse, "UpdateUser",
-         {"userId": user_id, "machine": {"name": "renamed"}}),
+        (
+            m.UserServiceUpdateUserResponse,
+            "UpdateUser",
+            {"userId": user_id, "machine": {"name": "renamed"}},
+        ),
         (m.UserServiceDeleteUserResponse, "DeleteUser", {"userId": user_id}),
     ]
     for model, method, body in checks:

@@ -48,8 +48,12 @@ async def _human(runtime: Any, password_hash: str) -> tuple[str, str]:
     user_id = ids.new_id()
     username = f"u{user_id}"
     added = HumanAdded(
-        username=username, first_name="A", last_name="B", email="a@example.com",
-        email_verified=True, password_hash=password_hash,
+        username=username,
+        first_name="A",
+        last_name="B",
+        email="a@example.com",
+        email_verified=True,
+        password_hash=password_hash,
     )
     await runtime.store.push(
         new_user(instance_id, user_id, org_id, [added], username), creator="test"
@@ -80,7 +84,9 @@ async def test_an_imported_bcrypt_hash_is_replaced_by_argon2id_on_login(runtime:
     assert upgraded.startswith("$argon2id$")
     # The new hash verifies, and needs no second upgrade.
     assert await check_password(runtime, instance_id, user_id, "Imported-1") is True
-    assert (await _types(runtime, instance_id, user_id))[-1] == "user.human.password.check.succeeded"
+    assert (await _types(runtime, instance_id, user_id))[
+        -1
+    ] == "user.human.password.check.succeeded"
     assert await _stored_hash(runtime, instance_id, user_id) == upgraded
 
 
