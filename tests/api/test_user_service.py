@@ -487,3 +487,60 @@ async def test_user_by_login_name_finds_users_for_the_login(api: Api) -> None:
             assert found is not None and found["id"] == user_id, name
         assert await user_by_login_name(conn, api.instance_id, "logan@elsewhere.example") is None
         assert await user_by_login_name(conn, "another-instance", "logan") is None
+
+
+async def test_a_human_changes_its_own_profile_and_password_only_with_proof(api: Api) -> None:
+    """Humans get no PATs, so the calls are made in-process as the human itself."""
+    from donjon.core.api import user_service_update as update
+    from donjon.core.api.auth import Principal
+    from donjon.core.api.connect import Call, ConnectError, decode
+
+    user_id = await add_human(api, "selfie", password={"password": PASSWORD})
+    other_id = await add_human(api, "other")
+    me = Call(api.runtime, api.instance_id, Principal(user_id, api.org_id, api.instance_id), "")
+
+    async def call(handler: Any, request: Any, body: dict[str, Any]) -> dict[str, Any]:
+        import msgspec
+
+        return await handler(me, decode(request, msgspec.json.encode(body)))
+
+    await call(
+        update.update_human_user,
+        update.UpdateHumanUserRequest,
+        {"userId": user_id, "profile": {"givenName": "Self", "familyName": "Made"}},
+    )
+    assert (await get_user(api, user_id))["human"]["profile"]["displayName"] == "Self Made"
+    denied = [
+        (
+            update.update_human_user,
+            update.UpdateHumanUserRequest,
+            {"userId": other_id, "profile": {"givenName": "X", "familyName": "Y"}},
+        ),
+        # A new password without the current one, and a verified email by fiat.
+        (
+            update.set_password,
+            update.SetPasswordRequest,
+            {"userId": user_id, "newPassword": {"password": "N3w-Passw0rd!"}},
+        ),
+        (
+            update.set_email,
+            update.SetEmailRequest,
+            {"userId": user_id, "email": "fake@example.com", "isVerified": True},
+        ),
+    ]
+    for handler, request, body in denied:
+        with pytest.raises(ConnectError) as exc:
+            await call(handler, request, body)
+        assert exc.value.code == "permission_denied"
+    await call(
+        update.set_password,
+        update.SetPasswordRequest,
+        {
+            "userId": user_id,
+            "newPassword": {"password": "N3w-Passw0rd!"},
+            "currentPassword": PASSWORD,
+        },
+    )
+    from donjon.core.identity.user_password import check_password
+
+    assert await check_password(api.runtime, api.instance_id, user_id, "N3w-Passw0rd!") is True
