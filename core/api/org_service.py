@@ -309,5 +309,33 @@ async def delete_organization(call: Call, req: OrganizationIDRequest) -> dict[st
         raise ConnectError(
             "failed_precondition", "the instance's default organization cannot be deleted"
         )
-    stored = await call.runtime.store.push(orgs.remove_org(state), creator=call.user_id)
-    return {"deletionDate": timestamp(stored[-1].created_at or datetime.now(UTC))}
+    changes = [orgs.remove_org(state), *await _org_contents_removal(call, state.id)]
+    stored = await call.runtime.store.push(changes, creator=call.user_id)
+    return {"deletionDate": timestamp(stored[0].created_at or datetime.now(UTC))}
+
+
+async def _org_contents_removal(call: Call, org_id: str) -> list[AggregateChanges]:
+    """The removal of an org's projects (with their apps) and users, pushed with the org's.
+
+    So that their unique values (user names, client ids, SAML entity ids) are
+    free again, and nothing of the org outlives it.
+    """
+    from donjon.core.identity import projects, user_commands
+    from donjon.core.identity.users import UserState
+
+    store = call.runtime.store
+    async with call.runtime.db.read() as conn:
+        changes = await projects.remove_org_projects(store, conn, call.instance_id, org_id)
+        user_ids = (
+            await conn.execute(
+                select(users_table.c.id).where(
+                    users_table.c.instance_id == call.instance_id,
+                    users_table.c.resource_owner == org_id,
+                )
+            )
+        ).scalars().all()
+    for user_id in user_ids:
+        user = await UserState.load(store, call.instance_id, user_id)
+        if user.exists:
+            changes.append(user_commands.remove(user))
+    return changes

@@ -88,3 +88,38 @@ async def test_calls_without_a_valid_token_are_unauthenticated(api: Api) -> None
     assert (await api.as_token("not-a-token").error("org", "ListOrganizations"))[:2] == (
         401, "unauthenticated"
     )
+
+
+async def test_deleting_an_org_removes_its_users_and_projects_and_frees_their_names(api: Api) -> None:
+    org_id = (await api.ok("org", "AddOrganization", {"name": "Doomed"}))["organizationId"]
+    user_id = (
+        await api.ok(
+            "user",
+            "AddHumanUser",
+            {
+                "username": "doomed-user",
+                "organization": {"orgId": org_id},
+                "profile": {"givenName": "D", "familyName": "U"},
+                "email": {"email": "d@example.com", "isVerified": True},
+            },
+        )
+    )["userId"]
+    project_id = (
+        await api.ok("project", "CreateProject", {"organizationId": org_id, "name": "Doomed"})
+    )["projectId"]
+    await api.ok("org", "DeleteOrganization", {"organizationId": org_id})
+    assert (await api.error("user", "GetUserByID", {"userId": user_id}))[:2] == (404, "not_found")
+    assert (await api.error("project", "GetProject", {"projectId": project_id}))[:2] == (
+        404, "not_found"
+    )
+    other = (await api.ok("org", "AddOrganization", {"name": "Heir"}))["organizationId"]
+    await api.ok(
+        "user",
+        "AddHumanUser",
+        {
+            "username": "doomed-user",
+            "organization": {"orgId": other},
+            "profile": {"givenName": "D", "familyName": "U"},
+            "email": {"email": "d@example.com", "isVerified": True},
+        },
+    )
