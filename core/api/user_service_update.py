@@ -126,14 +126,15 @@ async def plan_email(
     address = checked(f"{at}email", cmd.check_email, email.email or "")
     if email.is_verified:
         await call.require("user.write", org_id=state.owner)  # not the user itself
-    if address == state.email and (
-        state.email_verified or not (email.is_verified or email.return_code is not None)
-    ):
-        if must_change and state.email_verified:
-            raise ConnectError(
-                "failed_precondition", f"{at}email: the email is unchanged and verified"
-            )
-        if not must_change:
+    if address == state.email:
+        if state.email_verified:
+            if must_change:
+                raise ConnectError(
+                    "failed_precondition", f"{at}email: the email is unchanged and verified"
+                )
+            return
+        # Unverified: SetEmail makes a new code; an update only when asked for one.
+        if not must_change and not (email.is_verified or email.return_code is not None):
             return
     if address != state.email:
         planned.events.append(ev.HumanEmailChanged(address))
@@ -154,14 +155,14 @@ async def plan_phone(
     number = checked(f"{at}phone", cmd.check_phone, phone.phone or "")
     if phone.is_verified:
         await call.require("user.write", org_id=state.owner)
-    if number == state.phone and (
-        state.phone_verified or not (phone.is_verified or phone.return_code is not None)
-    ):
-        if must_change and state.phone_verified:
-            raise ConnectError(
-                "failed_precondition", f"{at}phone: the phone is unchanged and verified"
-            )
-        if not must_change:
+    if number == state.phone:
+        if state.phone_verified:
+            if must_change:
+                raise ConnectError(
+                    "failed_precondition", f"{at}phone: the phone is unchanged and verified"
+                )
+            return
+        if not must_change and not (phone.is_verified or phone.return_code is not None):
             return
     if number != state.phone:
         planned.events.append(ev.HumanPhoneChanged(number))
