@@ -152,8 +152,9 @@ def added(instance_id: str, org_id: str, tag: str, n: int) -> Any:
     )
 
 
-async def push_to_store(runtime: Any, where: tuple[str, str], tag: str, count: int,
-                        writers: int) -> float:
+async def push_to_store(
+    runtime: Any, where: tuple[str, str], tag: str, count: int, writers: int
+) -> float:
     numbers = iter(range(count))
 
     async def writer() -> None:
@@ -167,7 +168,9 @@ async def push_to_store(runtime: Any, where: tuple[str, str], tag: str, count: i
 
 async def seed(runtime: Any, where: tuple[str, str], target: int, batch: int = 500) -> float:
     async with runtime.db.read() as conn:
-        have = (await conn.execute(select(func.count()).select_from(users.users_table))).scalar_one()
+        have = (
+            await conn.execute(select(func.count()).select_from(users.users_table))
+        ).scalar_one()
     start = time.perf_counter()
     n = 0
     while have < target:
@@ -250,8 +253,9 @@ async def run_store(store: str, args: argparse.Namespace, folder: Path) -> dict[
         return await measure(store, {"DONJON_DATABASE_POSTGRES_DSN": dsn}, args, folder)
 
 
-async def measure(store: str, env: dict[str, str], args: argparse.Namespace,
-                  folder: Path) -> dict[str, Any]:
+async def measure(
+    store: str, env: dict[str, str], args: argparse.Namespace, folder: Path
+) -> dict[str, Any]:
     result: dict[str, Any] = {"store": store}
     with Server(env, folder) as server:
         for key, value in env.items():

@@ -11,8 +11,17 @@ from typing import TYPE_CHECKING
 
 from donjon.core import hookimpl, instance
 from donjon.core.events import Event
-from donjon.core.identity import apps, authorizations, members, orgs, policy_events, projects, users
-from donjon.core.identity import user_keys, user_metadata
+from donjon.core.identity import (
+    apps,
+    authorizations,
+    members,
+    orgs,
+    policy_events,
+    projects,
+    user_keys,
+    user_metadata,
+    users,
+)
 from donjon.core.projections.base import Projection
 from donjon.core.setup import migrations
 
@@ -58,23 +67,31 @@ def register_projections() -> list[Projection]:
 
 @hookimpl
 def register_api_services() -> list[Service]:
-    from donjon.core.api import internal_permission_service
-    from donjon.core.api import authorization_service
-    from donjon.core.api import application_service
-    from donjon.core.api import settings_service
-    from donjon.core.api import event_service, instance_service
-    from donjon.core.api import org_service, project_service
-    from donjon.core.api import user_service
+    from donjon.core.api import (
+        application_service,
+        authorization_service,
+        event_service,
+        instance_service,
+        internal_permission_service,
+        org_domains,
+        org_service,
+        project_service,
+        settings_service,
+        user_service,
+    )
 
+    # org_domains adds its methods to the OrganizationService.
+    assert org_domains.service is org_service.service
     return [
-        application_service.service,
-        org_service.service, project_service.service,
-        instance_service.service,
-        event_service.service,
-        settings_service.service,
+        org_service.service,
         user_service.service,
+        project_service.service,
+        application_service.service,
         authorization_service.service,
+        settings_service.service,
+        instance_service.service,
         internal_permission_service.service,
+        event_service.service,
     ]
 
 

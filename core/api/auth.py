@@ -120,7 +120,9 @@ async def check_permission(
             return
         if m.scope == PROJECT and project_id is not None and m.resource_id == project_id:
             return
-    raise ConnectError("permission_denied", f"missing permission {permission} (Errors.AuthZ.NoPermission)")
+    raise ConnectError(
+        "permission_denied", f"missing permission {permission} (Errors.AuthZ.NoPermission)"
+    )
 
 
 async def orgs_with_permission(call: Call, permission: str) -> set[str] | None:

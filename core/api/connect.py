@@ -388,9 +388,7 @@ def route_for(rpc: Rpc) -> HTTPRouteHandler:
             result = await rpc.handler(call, message)
         except Exception as exc:  # every error leaves as a Connect error body
             return error_response(map_error(exc))
-        return Response(
-            msgspec.json.encode(result), status_code=200, media_type="application/json"
-        )
+        return Response(msgspec.json.encode(result), status_code=200, media_type="application/json")
 
     endpoint.__name__ = f"{rpc.service}.{rpc.method}".replace(".", "_")
     return post(

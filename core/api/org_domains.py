@@ -68,15 +68,13 @@ def _domain(value: str) -> str:
 
 async def _validation_required(call: Call, org_id: str) -> bool:
     async with call.runtime.db.read() as conn:
-        policy = await policies.domain_policy(
-            conn, call.instance_id, org_id, call.runtime.settings
-        )
+        policy = await policies.domain_policy(conn, call.instance_id, org_id, call.runtime.settings)
     return bool(policy.validate_org_domains)
 
 
 @service.rpc("AddOrganizationDomain", request=DomainRequest)
 async def add_organization_domain(call: Call, req: DomainRequest) -> dict[str, Any]:
-    """Add a domain to an organization (verified at once unless the domain policy asks for proof)."""
+    """Add a domain to an organization (verified at once unless the policy asks for proof)."""
     state = await org_state(call, req.organization_id)
     await call.require("org.write", org_id=state.id)
     domain = _domain(req.domain)
@@ -118,13 +116,20 @@ async def list_organization_domains(
             raise invalid(f"filters.{i}", "set domainFilter")
         conditions.append(
             text_condition(
-                t.c.domain, f.domain_filter.domain, f.domain_filter.method,
+                t.c.domain,
+                f.domain_filter.domain,
+                f.domain_filter.method,
                 f"filters.{i}.domainFilter",
             )
         )
-    if req.sorting_column not in (None, "DOMAIN_FIELD_NAME_UNSPECIFIED", "DOMAIN_FIELD_NAME_NAME",
-                                  "DOMAIN_FIELD_NAME_CREATION_DATE", "DOMAIN_FIELD_NAME_PRIMARY",
-                                  "DOMAIN_FIELD_NAME_VERIFIED"):
+    if req.sorting_column not in (
+        None,
+        "DOMAIN_FIELD_NAME_UNSPECIFIED",
+        "DOMAIN_FIELD_NAME_NAME",
+        "DOMAIN_FIELD_NAME_CREATION_DATE",
+        "DOMAIN_FIELD_NAME_PRIMARY",
+        "DOMAIN_FIELD_NAME_VERIFIED",
+    ):
         raise invalid("sortingColumn", f"unknown column {req.sorting_column!r}")
     sort = {
         "DOMAIN_FIELD_NAME_NAME": t.c.domain,

@@ -183,15 +183,15 @@ def _search_condition(q: SearchQuery, i: int) -> Any:
     t = orgs.orgs_table
     where = f"queries.{i}"
     if q.name_query is not None:
-        return text_condition(t.c.name, q.name_query.name, q.name_query.method, f"{where}.name_query")
+        return text_condition(
+            t.c.name, q.name_query.name, q.name_query.method, f"{where}.name_query"
+        )
     if q.domain_query is not None:
         d = orgs.org_domains_table
         cond = text_condition(
             d.c.domain, q.domain_query.domain, q.domain_query.method, f"{where}.domain_query"
         )
-        return t.c.id.in_(
-            select(d.c.org_id).where(d.c.instance_id == t.c.instance_id, cond)
-        )
+        return t.c.id.in_(select(d.c.org_id).where(d.c.instance_id == t.c.instance_id, cond))
     if q.state_query is not None:
         state = {v: k for k, v in STATES.items()}.get(q.state_query.state)
         if state is None:
@@ -327,13 +327,17 @@ async def _org_contents_removal(call: Call, org_id: str) -> list[AggregateChange
     async with call.runtime.db.read() as conn:
         changes = await projects.remove_org_projects(store, conn, call.instance_id, org_id)
         user_ids = (
-            await conn.execute(
-                select(users_table.c.id).where(
-                    users_table.c.instance_id == call.instance_id,
-                    users_table.c.resource_owner == org_id,
+            (
+                await conn.execute(
+                    select(users_table.c.id).where(
+                        users_table.c.instance_id == call.instance_id,
+                        users_table.c.resource_owner == org_id,
+                    )
                 )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     for user_id in user_ids:
         user = await UserState.load(store, call.instance_id, user_id)
         if user.exists:

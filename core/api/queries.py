@@ -39,14 +39,18 @@ class PaginationRequest(Message):
     asc: bool = False
 
 
-def paging(query: ListQuery | PaginationRequest | None, field_name: str = "query") -> tuple[int, int, bool]:
+def paging(
+    query: ListQuery | PaginationRequest | None, field_name: str = "query"
+) -> tuple[int, int, bool]:
     """(offset, limit, ascending) of a list request; limit 0 means the default (100)."""
     if query is None:
         return 0, DEFAULT_LIMIT, False
     try:
         offset = int(query.offset or 0)
     except (TypeError, ValueError):
-        raise invalid(f"{field_name}.offset", f"expected an integer, got {query.offset!r}") from None
+        raise invalid(
+            f"{field_name}.offset", f"expected an integer, got {query.offset!r}"
+        ) from None
     if offset < 0:
         raise invalid(f"{field_name}.offset", "must not be negative")
     limit = query.limit or DEFAULT_LIMIT

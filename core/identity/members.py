@@ -36,10 +36,21 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "IAM_OWNER": frozenset({"*"}),
     "IAM_OWNER_VIEWER": frozenset(
         {
-            "iam.read", "iam.policy.read", "iam.member.read", "org.read", "org.member.read",
-            "user.read", "user.grant.read", "user.membership.read", "project.read",
-            "project.role.read", "project.app.read", "project.member.read", "policy.read",
-            "events.read", "session.read",
+            "iam.read",
+            "iam.policy.read",
+            "iam.member.read",
+            "org.read",
+            "org.member.read",
+            "user.read",
+            "user.grant.read",
+            "user.membership.read",
+            "project.read",
+            "project.role.read",
+            "project.app.read",
+            "project.member.read",
+            "policy.read",
+            "events.read",
+            "session.read",
         }
     ),
     "IAM_ORG_MANAGER": frozenset(
@@ -47,19 +58,49 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     ),
     "IAM_USER_MANAGER": frozenset({"org.read", "user.*", "iam.read", "policy.read"}),
     "IAM_LOGIN_CLIENT": frozenset(
-        {"iam.read", "iam.policy.read", "org.read", "policy.read", "user.read", "user.write",
-         "user.credential.write", "user.grant.read", "project.read", "project.app.read",
-         "session.*", "session.link"}
+        {
+            "iam.read",
+            "iam.policy.read",
+            "org.read",
+            "policy.read",
+            "user.read",
+            "user.write",
+            "user.credential.write",
+            "user.grant.read",
+            "project.read",
+            "project.app.read",
+            "session.*",
+            "session.link",
+        }
     ),
     # org roles
     "ORG_OWNER": frozenset(
-        {"org.read", "org.write", "org.delete", "org.member.*", "org.domain.*", "user.*",
-         "project.*", "policy.*", "events.read"}
+        {
+            "org.read",
+            "org.write",
+            "org.delete",
+            "org.member.*",
+            "org.domain.*",
+            "user.*",
+            "project.*",
+            "policy.*",
+            "events.read",
+        }
     ),
     "ORG_OWNER_VIEWER": frozenset(
-        {"org.read", "org.member.read", "user.read", "user.grant.read",
-         "user.membership.read", "project.read", "project.role.read", "project.app.read",
-         "project.member.read", "policy.read", "events.read"}
+        {
+            "org.read",
+            "org.member.read",
+            "user.read",
+            "user.grant.read",
+            "user.membership.read",
+            "project.read",
+            "project.role.read",
+            "project.app.read",
+            "project.member.read",
+            "policy.read",
+            "events.read",
+        }
     ),
     "ORG_USER_MANAGER": frozenset({"org.read", "user.*", "project.read", "project.role.read"}),
     "ORG_USER_PERMISSION_EDITOR": frozenset(
@@ -71,12 +112,26 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     "ORG_PROJECT_CREATOR": frozenset({"org.read", "project.create"}),
     # project roles
     "PROJECT_OWNER": frozenset(
-        {"project.read", "project.write", "project.delete", "project.role.*",
-         "project.app.*", "project.member.*", "project.grant.*", "user.grant.*"}
+        {
+            "project.read",
+            "project.write",
+            "project.delete",
+            "project.role.*",
+            "project.app.*",
+            "project.member.*",
+            "project.grant.*",
+            "user.grant.*",
+        }
     ),
     "PROJECT_OWNER_VIEWER": frozenset(
-        {"project.read", "project.role.read", "project.app.read", "project.member.read",
-         "project.grant.read", "user.grant.read"}
+        {
+            "project.read",
+            "project.role.read",
+            "project.app.read",
+            "project.member.read",
+            "project.grant.read",
+            "user.grant.read",
+        }
     ),
 }
 
@@ -222,8 +277,11 @@ class MembersProjection(Projection):
             Patch(
                 members_table,
                 _key(e, scope),
-                {"roles": list(e.payload["roles"]), "changed_at": e.created_at,
-                 "sequence": e.sequence},
+                {
+                    "roles": list(e.payload["roles"]),
+                    "changed_at": e.created_at,
+                    "sequence": e.sequence,
+                },
             )
         ]
 
@@ -266,21 +324,29 @@ class MembersProjection(Projection):
     # A removed user, org or project takes its memberships with it.
     @handles("user.removed")
     def user_removed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
-        return [RemoveWhere(members_table, {"instance_id": e.instance_id, "user_id": e.aggregate_id})]
+        return [
+            RemoveWhere(members_table, {"instance_id": e.instance_id, "user_id": e.aggregate_id})
+        ]
 
     @handles("org.removed")
     def org_gone(self, e: StoredEvent):  # type: ignore[no-untyped-def]
         return [
-            RemoveWhere(members_table, {"instance_id": e.instance_id, "resource_owner": e.aggregate_id}),
-            RemoveWhere(members_table, {"instance_id": e.instance_id, "scope": ORG,
-                                        "resource_id": e.aggregate_id}),
+            RemoveWhere(
+                members_table, {"instance_id": e.instance_id, "resource_owner": e.aggregate_id}
+            ),
+            RemoveWhere(
+                members_table,
+                {"instance_id": e.instance_id, "scope": ORG, "resource_id": e.aggregate_id},
+            ),
         ]
 
     @handles("project.removed")
     def project_gone(self, e: StoredEvent):  # type: ignore[no-untyped-def]
         return [
-            RemoveWhere(members_table, {"instance_id": e.instance_id, "scope": PROJECT,
-                                        "resource_id": e.aggregate_id})
+            RemoveWhere(
+                members_table,
+                {"instance_id": e.instance_id, "scope": PROJECT, "resource_id": e.aggregate_id},
+            )
         ]
 
 

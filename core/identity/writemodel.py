@@ -77,7 +77,10 @@ class WriteModel:
     def aggregate(self, owner: str | None = None) -> Aggregate:
         """The aggregate to push to; `owner` only matters for its first event."""
         return Aggregate(
-            self.aggregate_type, self.id, self.instance_id, owner if owner is not None else self.owner
+            self.aggregate_type,
+            self.id,
+            self.instance_id,
+            owner if owner is not None else self.owner,
         )
 
     @classmethod

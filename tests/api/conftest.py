@@ -56,7 +56,9 @@ class Api:
         assert status == 200, (status, data)
         return data
 
-    async def error(self, service: str, method: str, body: Any = None, **kw: Any) -> tuple[int, str, str]:
+    async def error(
+        self, service: str, method: str, body: Any = None, **kw: Any
+    ) -> tuple[int, str, str]:
         """(status, code, message) of a call that must fail."""
         status, data = await self.call(service, method, body, **kw)
         assert status != 200, data
@@ -80,9 +82,7 @@ def api_settings(database: dict[str, Any], tmp_path: Path):  # type: ignore[no-u
                 }
             }
         },
-        SystemDefaults={
-            "PasswordHasher": {"Hasher": {"Time": 1, "Memory": 1024, "Threads": 1}}
-        },
+        SystemDefaults={"PasswordHasher": {"Hasher": {"Time": 1, "Memory": 1024, "Threads": 1}}},
     )
 
 

@@ -54,14 +54,16 @@ async def victim_resources(api: Api) -> dict[str, str]:
         )
     )["userId"]
     await api.ok(
-        "user", "SetUserMetadata",
+        "user",
+        "SetUserMetadata",
         {"userId": user, "metadata": [{"key": MARKER, "value": "c2VjcmV0"}]},
     )
     project = (
         await api.ok("project", "CreateProject", {"organizationId": org, "name": f"{MARKER} p"})
     )["projectId"]
     await api.ok(
-        "project", "AddProjectRole",
+        "project",
+        "AddProjectRole",
         {"projectId": project, "roleKey": "reader", "displayName": MARKER},
     )
     app = (
@@ -89,7 +91,10 @@ async def victim_resources(api: Api) -> dict[str, str]:
         )
     )["id"]
     return {
-        "org": org, "user": user, "project": project, "app": app,
+        "org": org,
+        "user": user,
+        "project": project,
+        "app": app,
         "authorization": authorization,
     }
 
@@ -138,7 +143,9 @@ async def outsider(api: Api, tmp_path: Path) -> Api:
                 org,
                 [
                     users.MachineAdded(username="outside-sa", name="outside"),
-                    users.PersonalAccessTokenAdded(token_id=ids.new_id(), digest=secrets.digest(token)),
+                    users.PersonalAccessTokenAdded(
+                        token_id=ids.new_id(), digest=secrets.digest(token)
+                    ),
                 ],
                 "outside-sa",
             ),
@@ -195,8 +202,9 @@ async def test_a_token_of_another_instance_is_unknown_here_on_every_route(
     )
     b_token = (tmp_path / "b.pat").read_text().strip()
     b_host = httpx.AsyncClient(transport=api.client._transport, base_url="http://b.example")
-    b_admin = Api(b_host, b_token, api.runtime, created.instance_id, created.org_id,
-                  created.machine_admin_id)
+    b_admin = Api(
+        b_host, b_token, api.runtime, created.instance_id, created.org_id, created.machine_admin_id
+    )
     body = probe(victim)
     problems = []
     async with b_host:
@@ -214,6 +222,7 @@ async def test_a_token_of_another_instance_is_unknown_here_on_every_route(
             if status >= 500 or MARKER in str(data):
                 problems.append(("b admin", rpc.path, status, data))
     assert problems == []
-    pushed = await api.runtime.store.query(EventQuery(instance_ids=(api.instance_id,),
-                                                      creators=(created.machine_admin_id,)))
+    pushed = await api.runtime.store.query(
+        EventQuery(instance_ids=(api.instance_id,), creators=(created.machine_admin_id,))
+    )
     assert pushed == []

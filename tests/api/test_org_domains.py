@@ -25,7 +25,9 @@ async def domains(api: Api, org_id: str) -> dict[str, dict[str, object]]:
 
 async def test_added_domains_are_verified_when_the_policy_asks_no_proof(api: Api) -> None:
     org_id = await new_org(api)
-    await api.ok("org", "AddOrganizationDomain", {"organizationId": org_id, "domain": "Shop.Example"})
+    await api.ok(
+        "org", "AddOrganizationDomain", {"organizationId": org_id, "domain": "Shop.Example"}
+    )
     listed = await domains(api, org_id)
     assert listed["shop.example"]["isVerified"] is True
     assert listed["shop.example"]["isPrimary"] is False
@@ -36,8 +38,12 @@ async def test_added_domains_are_verified_when_the_policy_asks_no_proof(api: Api
         "org", "AddOrganizationDomain", {"organizationId": other, "domain": "shop.example"}
     )
     assert (status, code) == (409, "already_exists")
-    await api.ok("org", "DeleteOrganizationDomain", {"organizationId": org_id, "domain": "shop.example"})
-    await api.ok("org", "AddOrganizationDomain", {"organizationId": other, "domain": "shop.example"})
+    await api.ok(
+        "org", "DeleteOrganizationDomain", {"organizationId": org_id, "domain": "shop.example"}
+    )
+    await api.ok(
+        "org", "AddOrganizationDomain", {"organizationId": other, "domain": "shop.example"}
+    )
 
 
 async def test_bad_domains_and_the_primary_domain_are_refused(api: Api) -> None:
@@ -94,7 +100,8 @@ async def test_with_validation_required_a_domain_is_verified_by_its_http_challen
     api: Api, challenge_server: type[Challenge]
 ) -> None:
     await api.ok(
-        "settings", "SetDomainSettings",
+        "settings",
+        "SetDomainSettings",
         {"ctx": {"instance": True}, "requireOrgDomainVerification": True},
     )
     org_id = await new_org(api)
@@ -104,9 +111,13 @@ async def test_with_validation_required_a_domain_is_verified_by_its_http_challen
     status, code, _ = await api.error("org", "VerifyOrganizationDomain", body)
     assert code == "failed_precondition"  # no token asked for yet
     generated = await api.ok(
-        "org", "GenerateOrganizationDomainValidation", {**body, "type": "DOMAIN_VALIDATION_TYPE_HTTP"}
+        "org",
+        "GenerateOrganizationDomainValidation",
+        {**body, "type": "DOMAIN_VALIDATION_TYPE_HTTP"},
     )
-    assert generated["url"] == f"https://localhost/.well-known/zitadel-challenge/{generated['token']}"
+    assert (
+        generated["url"] == f"https://localhost/.well-known/zitadel-challenge/{generated['token']}"
+    )
     # Not published yet: refused, and the failure is in the audit trail.
     status, code, message = await api.error("org", "VerifyOrganizationDomain", body)
     assert code == "failed_precondition" and "not verified" in message

@@ -32,11 +32,22 @@ async def test_add_organization_then_find_it_by_name_and_domain(api: Api) -> Non
     by_name = await api.ok(
         "org",
         "ListOrganizations",
-        {"queries": [{"nameQuery": {"name": "acme", "method": "TEXT_QUERY_METHOD_STARTS_WITH_IGNORE_CASE"}}]},
+        {
+            "queries": [
+                {
+                    "nameQuery": {
+                        "name": "acme",
+                        "method": "TEXT_QUERY_METHOD_STARTS_WITH_IGNORE_CASE",
+                    }
+                }
+            ]
+        },
     )
     assert [o["id"] for o in by_name["result"]] == [org_id]
     by_domain = await api.ok(
-        "org", "ListOrganizations", {"queries": [{"domainQuery": {"domain": "acme-corp.localhost"}}]}
+        "org",
+        "ListOrganizations",
+        {"queries": [{"domainQuery": {"domain": "acme-corp.localhost"}}]},
     )
     assert [o["primaryDomain"] for o in by_domain["result"]] == ["acme-corp.localhost"]
 
@@ -51,7 +62,9 @@ async def test_org_names_are_unique_in_the_instance(api: Api) -> None:
 async def test_bad_input_names_the_field_and_writes_nothing(api: Api) -> None:
     before = await api.runtime.store.max_position()
     assert await api.error("org", "AddOrganization", {"name": ""}) == (
-        400, "invalid_argument", "name: must not be empty"
+        400,
+        "invalid_argument",
+        "name: must not be empty",
     )
     status, code, message = await api.error("org", "AddOrganization", {"name": 7})
     assert (status, code) == (400, "invalid_argument") and message.startswith("name:")
@@ -75,7 +88,8 @@ async def test_rename_deactivate_activate_delete(api: Api) -> None:
     await api.ok("org", "ActivateOrganization", {"organizationId": org_id})
     await api.ok("org", "DeleteOrganization", {"organizationId": org_id})
     assert (await api.error("org", "DeleteOrganization", {"organizationId": org_id}))[:2] == (
-        404, "not_found"
+        404,
+        "not_found",
     )
     # The name is free again once the org is gone.
     await api.ok("org", "AddOrganization", {"name": "Temp 2"})
@@ -83,14 +97,18 @@ async def test_rename_deactivate_activate_delete(api: Api) -> None:
 
 async def test_calls_without_a_valid_token_are_unauthenticated(api: Api) -> None:
     assert (await api.as_token(None).error("org", "ListOrganizations"))[:2] == (
-        401, "unauthenticated"
+        401,
+        "unauthenticated",
     )
     assert (await api.as_token("not-a-token").error("org", "ListOrganizations"))[:2] == (
-        401, "unauthenticated"
+        401,
+        "unauthenticated",
     )
 
 
-async def test_deleting_an_org_removes_its_users_and_projects_and_frees_their_names(api: Api) -> None:
+async def test_deleting_an_org_removes_its_users_and_projects_and_frees_their_names(
+    api: Api,
+) -> None:
     org_id = (await api.ok("org", "AddOrganization", {"name": "Doomed"}))["organizationId"]
     user_id = (
         await api.ok(
@@ -110,7 +128,8 @@ async def test_deleting_an_org_removes_its_users_and_projects_and_frees_their_na
     await api.ok("org", "DeleteOrganization", {"organizationId": org_id})
     assert (await api.error("user", "GetUserByID", {"userId": user_id}))[:2] == (404, "not_found")
     assert (await api.error("project", "GetProject", {"projectId": project_id}))[:2] == (
-        404, "not_found"
+        404,
+        "not_found",
     )
     other = (await api.ok("org", "AddOrganization", {"name": "Heir"}))["organizationId"]
     await api.ok(

@@ -54,7 +54,9 @@ class DonjonServer:
         )
 
 
-def start_donjon(tmp: Path, database: dict[str, str], extra_env: dict[str, str] | None = None) -> DonjonServer:
+def start_donjon(
+    tmp: Path, database: dict[str, str], extra_env: dict[str, str] | None = None
+) -> DonjonServer:
     port = free_port()
     env = {
         **os.environ,
