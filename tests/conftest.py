@@ -75,11 +75,12 @@ def require_postgres() -> None:
         pytest.skip(message)
 
 
-def create_pg_database() -> str:
-    """Create an empty database and return its DSN (asyncpg URL form)."""
+def create_pg_database(template: str | None = None) -> str:
+    """Create an empty database (or a copy of `template`) and return its DSN (asyncpg URL form)."""
     require_postgres()
     name = f"donjon_test_{secrets.token_hex(6)}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    copy = f' TEMPLATE "{template}"' if template else ""
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"{copy}'))
     url = make_url(ADMIN_DSN).set(database=name)
     return url.render_as_string(hide_password=False)
 

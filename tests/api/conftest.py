@@ -9,15 +9,26 @@ is the same client with another bearer token (None: none).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import shutil
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
-from tests.conftest import MASTERKEY, make_settings
+from tests.conftest import (
+    MASTERKEY,
+    create_pg_database,
+    drop_pg_database,
+    make_settings,
+    postgres_database,
+    require_postgres,
+    sqlite_database,
+)
 
 SERVICES = {
     "user": "zitadel.user.v2.UserService",
@@ -69,37 +80,106 @@ class Api:
         return replace(self, token=token)
 
 
-@pytest.fixture
-def api_settings(database: dict[str, Any], tmp_path: Path):  # type: ignore[no-untyped-def]
-    """Settings whose first instance has a machine admin with a PAT in tmp_path/admin.pat."""
+HASHER = {"PasswordHasher": {"Hasher": {"Time": 1, "Memory": 1024, "Threads": 1}}}
+
+
+def api_settings_for(database: dict[str, Any], pat_file: Path) -> Any:
+    """Settings whose first instance has a machine admin with its PAT in `pat_file`."""
     return make_settings(
         database,
         FirstInstance={
             "Org": {
                 "Machine": {
                     "Machine": {"Username": "admin-sa"},
-                    "Pat": {"Path": str(tmp_path / "admin.pat")},
+                    "Pat": {"Path": str(pat_file)},
                 }
             }
         },
-        SystemDefaults={"PasswordHasher": {"Hasher": {"Time": 1, "Memory": 1024, "Threads": 1}}},
+        SystemDefaults=HASHER,
     )
 
 
+async def _set_up(database: dict[str, Any], pat_file: Path) -> None:
+    from donjon.core.runtime import build_runtime
+    from donjon.core.setup.init import create_tables
+    from donjon.core.setup.runner import SetupRunner
+
+    rt = build_runtime(api_settings_for(database, pat_file), masterkey=MASTERKEY)
+    try:
+        await create_tables(rt.db)
+        await SetupRunner(rt).run()
+    finally:
+        await rt.close()
+
+
+@dataclass
+class Template:
+    """A store set up once per test session, copied for each test (setup takes a while)."""
+
+    database: dict[str, Any]
+    token: str
+
+
+@pytest.fixture(scope="session")
+def api_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Template]]:
+    templates: dict[str, Template] = {}
+    yield templates
+    if "postgres" in templates:
+        drop_pg_database(templates["postgres"].database["postgres"]["DSN"])
+
+
+def _template(kind: str, templates: dict[str, Template], folder: Path) -> Template:
+    if kind not in templates:
+        if kind == "sqlite":
+            database = sqlite_database(folder / "template.db")
+        else:
+            database = postgres_database(create_pg_database())
+        pat_file = folder / f"{kind}-admin.pat"
+        asyncio.run(_set_up(database, pat_file))
+        templates[kind] = Template(database, pat_file.read_text().strip())
+    return templates[kind]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def api_store(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    api_templates: dict[str, Template],
+) -> Iterator[Template]:
+    """A fresh store with the first instance set up: a copy of the session's template."""
+    kind = request.param
+    if kind == "postgres":
+        require_postgres()
+    template = _template(kind, api_templates, tmp_path_factory.getbasetemp())
+    if kind == "sqlite":
+        path = tmp_path / "donjon.db"
+        shutil.copyfile(template.database["sqlite"]["Path"], path)
+        yield Template(sqlite_database(path), template.token)
+        return
+    source = make_url(template.database["postgres"]["DSN"]).database
+    dsn = create_pg_database(template=source)
+    try:
+        yield Template(postgres_database(dsn), template.token)
+    finally:
+        drop_pg_database(dsn)
+
+
 @pytest.fixture
-async def api(api_settings: Any, tmp_path: Path) -> AsyncIterator[Api]:
+def api_settings(api_store: Template, tmp_path: Path) -> Any:
+    return api_settings_for(api_store.database, tmp_path / "admin.pat")
+
+
+@pytest.fixture
+async def api(api_settings: Any, api_store: Template) -> AsyncIterator[Api]:
     from sqlalchemy import select
 
     from donjon.core.app import create_app
     from donjon.core.identity.users import users_table
     from donjon.core.instance import list_instances
     from donjon.core.runtime import build_runtime
-    from donjon.core.setup.init import create_tables
-    from donjon.core.setup.runner import SetupRunner
 
     rt = build_runtime(api_settings, masterkey=MASTERKEY)
-    await create_tables(rt.db)
-    await SetupRunner(rt).run()
     async with rt.db.read() as conn:
         instance_id = str((await list_instances(conn))[0]["id"])
         admin = (
@@ -110,8 +190,7 @@ async def api(api_settings: Any, tmp_path: Path) -> AsyncIterator[Api]:
             )
         ).one()
     app = create_app(rt, run_projections=False)
-    token = (tmp_path / "admin.pat").read_text().strip()
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
-        yield Api(client, token, rt, instance_id, admin.resource_owner, admin.id)
+        yield Api(client, api_store.token, rt, instance_id, admin.resource_owner, admin.id)
     await rt.close()
