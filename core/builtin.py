@@ -18,6 +18,8 @@ from donjon.core.identity import (
     orgs,
     policy_events,
     projects,
+    session_checks,
+    sessions,
     user_keys,
     user_metadata,
     users,
@@ -45,6 +47,7 @@ def register_event_types() -> list[type[Event]]:
         *authorizations.EVENT_TYPES,
         *projects.EVENT_TYPES,
         *apps.EVENT_TYPES,
+        *sessions.EVENT_TYPES,
     ]
 
 
@@ -62,6 +65,7 @@ def register_projections() -> list[Projection]:
         authorizations.AuthorizationsProjection(),
         projects.ProjectsProjection(),
         apps.AppsProjection(),
+        sessions.SessionsProjection(),
     ]
 
 
@@ -76,6 +80,7 @@ def register_api_services() -> list[Service]:
         org_domains,
         org_service,
         project_service,
+        session_service,
         settings_service,
         user_service,
     )
@@ -92,7 +97,13 @@ def register_api_services() -> list[Service]:
         instance_service.service,
         internal_permission_service.service,
         event_service.service,
+        session_service.service,
     ]
+
+
+@hookimpl
+def register_session_checks() -> list[session_checks.SessionCheck]:
+    return list(session_checks.CORE_CHECKS)
 
 
 @hookimpl(trylast=True)
@@ -105,7 +116,7 @@ def resolve_instance(host: str, runtime: Runtime) -> Awaitable[str | None]:
 def resolve_principal(
     token: str, instance_id: str, runtime: Runtime
 ) -> Awaitable[Principal | None]:
-    """The user of a personal access token (asked last)."""
-    from donjon.core.api.auth import principal_from_pat
+    """The user of a personal access token or a session token (asked last)."""
+    from donjon.core.api.auth import principal_from_bearer
 
-    return principal_from_pat(runtime, instance_id, token)
+    return principal_from_bearer(runtime, instance_id, token)

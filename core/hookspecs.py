@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from donjon.core.api.auth import Principal
     from donjon.core.api.connect import Service
     from donjon.core.events import Event, StoredEvent
+    from donjon.core.identity.session_checks import SessionCheck
     from donjon.core.plugins import SettingsSection
     from donjon.core.projections.base import Projection
     from donjon.core.runtime import Runtime
@@ -147,6 +148,31 @@ def register_commands() -> list[click.Command]:
     A name taken by the core or another plugin fails the command line.
 
     :return: a list of `click.Command` (or `click.Group`) objects.
+    """
+
+
+@hookspec
+def register_session_checks(settings: Settings) -> list[SessionCheck]:
+    """Return the session checks and challenges this plugin runs.
+
+    Called once per process, the first time a session is created or updated
+    (the SessionService's CreateSession and SetSession, the hosted login).
+    Each `SessionCheck` runs one field of the request's `checks` (`user`,
+    `password`, `idpIntent`, `webAuthN`, `totp`, `otpSms`, `otpEmail`,
+    `recoveryCode`) or, with `challenge=True`, of its `challenges`
+    (`webAuthN`, `otpSms`, `otpEmail`). Its `run(context, value)` gets a
+    `CheckContext` (the runtime, the session, its user so far, the field's
+    path) and the field's JSON value; it returns a `CheckOutcome` (the
+    events to record on the session, such as `SessionTOTPChecked`, and for a
+    challenge the response's value) or raises `ConnectError` naming the
+    field, and then nothing is recorded on the session. Checks run in the
+    order above, the user first. The core registers `user` and `password`;
+    a field nobody registered answers `unimplemented`, and a field
+    registered twice, or one the SessionService does not have, fails with
+    `PluginError`.
+
+    :param settings: the loaded configuration.
+    :return: a list of `donjon.core.identity.session_checks.SessionCheck`.
     """
 
 

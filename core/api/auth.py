@@ -2,9 +2,9 @@
 
 `Authorization: Bearer <token>` names the caller. The token is offered to
 the `resolve_principal` hook: the core answers last, for personal access
-tokens (a SHA-256 lookup); the OIDC plugin answers for its access tokens. A
-token that nobody recognises, that expired, or whose user is not active, is
-`unauthenticated` (401).
+tokens and session tokens (SHA-256 lookups); the OIDC plugin answers for
+its access tokens. A token that nobody recognises, that expired, or whose
+user is not active, is `unauthenticated` (401).
 
 Permissions come from memberships (see `donjon.core.identity.members`): an
 instance membership grants on the whole instance, an org membership on that
@@ -94,6 +94,28 @@ async def principal_from_pat(runtime: Runtime, instance_id: str, token: str) -> 
     if row.expiration is not None and row.expiration <= datetime.now(UTC):
         return None
     return Principal(row.user_id, row.resource_owner, instance_id, "pat")
+
+
+async def principal_from_session_token(
+    runtime: Runtime, instance_id: str, token: str
+) -> Principal | None:
+    """The user a session token of this instance authenticates (see
+    `sessions.authenticating_session`: a checked user and factor, not expired)."""
+    from donjon.core.identity.sessions import authenticating_session
+
+    async with runtime.db.read() as conn:
+        row = await authenticating_session(conn, instance_id, token)
+    if row is None:
+        return None
+    return Principal(row["user_id"], row["user_resource_owner"], instance_id, "session")
+
+
+async def principal_from_bearer(runtime: Runtime, instance_id: str, token: str) -> Principal | None:
+    """The core's answer for a Bearer token: a personal access token, else a session token."""
+    principal = await principal_from_pat(runtime, instance_id, token)
+    if principal is None:
+        principal = await principal_from_session_token(runtime, instance_id, token)
+    return principal
 
 
 async def _memberships(call: Call):  # type: ignore[no-untyped-def]
