@@ -26,13 +26,15 @@ from sqlalchemy import Column, Table, Text, select
 from donjon.core import cli as donjon_cli
 from donjon.core import hookimpl, ids
 from donjon.core.api.auth import Principal
-from donjon.core.api.connect import Call, Message, Service, invalid
+from donjon.core.api.connect import Call, ConnectError, Message, Service, invalid
 from donjon.core.app import create_app
 from donjon.core.errors import ConfigError, PluginError, UnknownEventTypeError
 from donjon.core.events import Aggregate, AggregateChanges, Event, StoredEvent
 from donjon.core.eventstore.query import EventQuery
-from donjon.core.identity import members, secrets, users
+from donjon.core.identity import members, secrets, session_checks, users
 from donjon.core.identity.orgs import orgs_table
+from donjon.core.identity.session_checks import CheckContext, CheckOutcome, SessionCheck
+from donjon.core.identity.sessions import SessionTOTPChecked, format_time
 from donjon.core.identity.users import users_table
 from donjon.core.plugins import (
     DonjonPluginManager,
@@ -319,6 +321,96 @@ async def test_hook_register_api_services(settings: Settings) -> None:
     try:
         with pytest.raises(PluginError, match="EchoService/Echo is served twice"):
             create_app(twice, run_projections=False)
+    finally:
+        await twice.close()
+
+
+class OneTimeCodes:
+    """A `totp` check accepting 123456, and an `otpSms` challenge answering a code."""
+
+    @hookimpl
+    def register_session_checks(self, settings: Settings) -> list[SessionCheck]:
+        assert isinstance(settings, Settings)
+
+        async def totp(ctx: CheckContext, value: dict[str, Any]) -> CheckOutcome:
+            if not ctx.user_id:
+                raise ConnectError("failed_precondition", f"{ctx.path}: check the user first")
+            if value.get("code") != "123456":
+                raise invalid(f"{ctx.path}.code", "the code is invalid")
+            return CheckOutcome([SessionTOTPChecked(checked_at=format_time(ctx.now))])
+
+        async def otp_sms(ctx: CheckContext, value: dict[str, Any]) -> CheckOutcome:
+            return CheckOutcome([], challenge="654321" if "returnCode" in value else None)
+
+        return [SessionCheck("totp", totp), SessionCheck("otpSms", otp_sms, challenge=True)]
+
+
+async def test_hook_register_session_checks(settings: Settings) -> None:
+    runtime = await set_up(settings, manager(settings, codes=OneTimeCodes()))
+    instance_id = await first_instance(runtime)
+    _, token = await machine_token(runtime, instance_id, ["IAM_LOGIN_CLIENT"])
+    async with runtime.db.read() as conn:
+        org_id = (await conn.execute(select(orgs_table.c.id).limit(1))).scalar_one()
+    person = ids.new_id()
+    await runtime.store.push(
+        users.new_user(
+            instance_id,
+            person,
+            org_id,
+            [
+                users.HumanAdded(
+                    username="ada", first_name="Ada", last_name="L", email_verified=True
+                )
+            ],
+            "ada",
+        ),
+        creator="test",
+    )
+    bearer = {"authorization": f"Bearer {token}"}
+    service = "/zitadel.session.v2.SessionService"
+
+    async with client_of(create_app(runtime, run_projections=False)) as client:
+
+        async def create(body: dict[str, Any]) -> Any:
+            return await client.post(f"{service}/CreateSession", json=body, headers=bearer)
+
+        checked = await create(
+            {
+                "checks": {"user": {"userId": person}, "totp": {"code": "123456"}},
+                "challenges": {"otpSms": {"returnCode": {}}},
+            }
+        )
+        wrong = await create({"checks": {"user": {"userId": person}, "totp": {"code": "1"}}})
+        unhandled = await create({"checks": {"user": {"userId": person}, "otpEmail": {}}})
+        session = await client.post(
+            f"{service}/GetSession",
+            json={"sessionId": checked.json()["sessionId"]},
+            headers=bearer,
+        )
+        # The TOTP factor authenticates the session's user.
+        as_ada = {"authorization": f"Bearer {checked.json()['sessionToken']}"}
+        me = await client.post(
+            "/zitadel.user.v2.UserService/GetUserByID", json={"userId": person}, headers=as_ada
+        )
+
+    assert checked.status_code == 200, checked.json()
+    assert checked.json()["challenges"] == {"otpSms": "654321"}
+    assert set(session.json()["session"]["factors"]) == {"user", "totp"}
+    assert me.status_code == 200
+    assert wrong.json() == {
+        "code": "invalid_argument",
+        "message": "checks.totp.code: the code is invalid",
+    }
+    assert unhandled.status_code == 501
+    assert unhandled.json()["message"].startswith("checks.otpEmail: ")
+    sessions = await runtime.store.query(EventQuery(aggregate_types=("session",)))
+    assert {e.aggregate_id for e in sessions} == {checked.json()["sessionId"]}
+    await runtime.close()
+
+    twice = build_runtime(settings, pm=manager(settings, a=OneTimeCodes(), b=OneTimeCodes()))
+    try:
+        with pytest.raises(PluginError, match="checks.totp is already handled by plugin"):
+            session_checks.registry(twice)
     finally:
         await twice.close()
 
