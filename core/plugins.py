@@ -43,6 +43,7 @@ ENTRY_POINT_GROUP = "donjon.plugins"
 # Built-in plugins: (name, module, essential). Essential ones cannot be disabled.
 BUILTIN_PLUGINS: list[tuple[str, str, bool]] = [
     ("core", "donjon.core.builtin", True),
+    ("oidc", "donjon.plugins.oidc", False),
 ]
 
 __all__ = [

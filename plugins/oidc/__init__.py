@@ -1,0 +1,67 @@
+"""The OpenID Connect / OAuth 2.0 provider (built-in plugin `oidc`): hook implementations only.
+
+See docs/oidc.md. The protocol lives in the modules beside this one, one per
+specification feature: `grants/` (one module per grant), `client_auth`,
+`assertion` (RFC 7523), `keys/` (web keys and the JWKS), `tokens/`,
+`endpoints/` (one module per endpoint), `scopes`, `claims`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from donjon.core import hookimpl
+
+if TYPE_CHECKING:
+    from donjon.core.api.auth import Principal
+    from donjon.core.events import Event
+    from donjon.core.plugins import SettingsSection
+    from donjon.core.projections.base import Projection
+    from donjon.core.runtime import Runtime
+    from donjon.core.setup.migrations import Migration
+
+
+@hookimpl
+def register_event_types() -> list[type[Event]]:
+    from donjon.plugins.oidc.keys import events as web_keys
+    from donjon.plugins.oidc.tokens import events as tokens
+
+    return [*web_keys.EVENT_TYPES, *tokens.EVENT_TYPES]
+
+
+@hookimpl
+def register_settings() -> list[SettingsSection]:
+    from donjon.core.plugins import SettingsSection
+    from donjon.plugins.oidc.settings import NAME, OIDCSettings
+
+    return [SettingsSection(NAME, OIDCSettings)]
+
+
+@hookimpl
+def register_projections() -> list[Projection]:
+    from donjon.plugins.oidc.keys.events import WebKeysProjection
+    from donjon.plugins.oidc.tokens.events import AccessTokensProjection
+
+    return [WebKeysProjection(), AccessTokensProjection()]
+
+
+@hookimpl
+def register_migrations() -> list[Migration]:
+    from donjon.plugins.oidc.setup import MIGRATIONS
+
+    return list(MIGRATIONS)
+
+
+@hookimpl
+def register_routes() -> list[Any]:
+    from donjon.plugins.oidc.endpoints import ROUTES
+
+    return list(ROUTES)
+
+
+@hookimpl
+async def resolve_principal(token: str, instance_id: str, runtime: Runtime) -> Principal | None:
+    """An access token of this instance whose audience includes the management API."""
+    from donjon.plugins.oidc.principal import principal_from_access_token
+
+    return await principal_from_access_token(runtime, instance_id, token)

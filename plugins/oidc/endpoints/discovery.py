@@ -1,0 +1,83 @@
+"""OpenID Connect Discovery 1.0: `GET /.well-known/openid-configuration`, per instance.
+
+Only what works is advertised: the grants of the registry, the client
+authentication methods, the algorithms keys and assertions may use. The
+authorization endpoint is listed because discovery requires it; it comes
+with the hosted login (see docs/oidc.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, get
+from litestar.di import NamedDependency
+
+from donjon.core.runtime import Runtime
+from donjon.plugins.oidc.assertion import ASSERTION_ALGS
+from donjon.plugins.oidc.client_auth import ALL_METHODS
+from donjon.plugins.oidc.grants import GRANTS
+from donjon.plugins.oidc.issuer import (
+    AUTHORIZE_PATH,
+    DISCOVERY_PATH,
+    INTROSPECT_PATH,
+    KEYS_PATH,
+    REVOKE_PATH,
+    TOKEN_PATH,
+    USERINFO_PATH,
+    Issuer,
+    issuer_of,
+)
+from donjon.plugins.oidc.keys.generate import ALGORITHMS
+from donjon.plugins.oidc.scopes import SUPPORTED as SCOPES
+
+AUTHENTICATED_METHODS = [m for m in ALL_METHODS if m != "none"]
+CLAIMS = (
+    "sub", "aud", "exp", "iat", "nbf", "iss", "jti", "auth_time", "azp", "client_id", "scope",
+    "name", "given_name", "family_name", "nickname", "gender", "locale", "preferred_username",
+    "updated_at", "email", "email_verified", "phone_number", "phone_number_verified",
+    "urn:zitadel:iam:org:project:roles", "urn:zitadel:iam:user:resourceowner:id",
+    "urn:zitadel:iam:user:resourceowner:name", "urn:zitadel:iam:user:resourceowner:primary_domain",
+)
+
+
+def configuration(issuer: Issuer) -> dict[str, Any]:
+    """The discovery document of `issuer`."""
+    return {
+        "issuer": issuer.url,
+        "authorization_endpoint": issuer.endpoint(AUTHORIZE_PATH),
+        "token_endpoint": issuer.endpoint(TOKEN_PATH),
+        "introspection_endpoint": issuer.endpoint(INTROSPECT_PATH),
+        "userinfo_endpoint": issuer.endpoint(USERINFO_PATH),
+        "revocation_endpoint": issuer.endpoint(REVOKE_PATH),
+        "jwks_uri": issuer.endpoint(KEYS_PATH),
+        "scopes_supported": list(SCOPES),
+        "response_types_supported": ["code"],
+        "grant_types_supported": list(GRANTS),
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": list(ALGORITHMS),
+        "token_endpoint_auth_methods_supported": list(ALL_METHODS),
+        "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
+        "introspection_endpoint_auth_methods_supported": AUTHENTICATED_METHODS,
+        "introspection_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
+        "revocation_endpoint_auth_methods_supported": list(ALL_METHODS),
+        "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
+        "claims_supported": list(CLAIMS),
+        "code_challenge_methods_supported": ["S256"],
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "claims_parameter_supported": False,
+        "ui_locales_supported": ["en"],
+    }
+
+
+@get(DISCOVERY_PATH, sync_to_thread=False)
+def discovery(
+    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
+    instance_id: NamedDependency[str],
+) -> Response[dict[str, Any]]:
+    issuer = issuer_of(request, runtime.settings, instance_id)
+    return Response(configuration(issuer))
+
+

@@ -1,0 +1,92 @@
+"""Token introspection (RFC 7662): `POST /oauth/v2/introspect`.
+
+The caller is an application (an API app, or a confidential OIDC app)
+authenticating as it was registered to. As in ZITADEL, a token is reported
+active only to an application whose project (or client id) is in the
+token's audience; to any other caller, and for any token that is unknown,
+expired, revoked, of another instance or of an inactive user, the answer is
+`{"active": false}` and nothing more.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, post
+from litestar.di import NamedDependency
+
+from donjon.core.runtime import Runtime
+from donjon.plugins.oidc.claims import load_user, user_claims
+from donjon.plugins.oidc.client_auth import authenticate_client
+from donjon.plugins.oidc.clients import Client
+from donjon.plugins.oidc.errors import (
+    InvalidClient,
+    InvalidRequest,
+    OAuthError,
+    error_response,
+    json_response,
+)
+from donjon.plugins.oidc.forms import read_form
+from donjon.plugins.oidc.issuer import INTROSPECT_PATH, Issuer, issuer_of
+from donjon.plugins.oidc.provider import Provider, provider_of
+from donjon.plugins.oidc.tokens.lookup import ActiveToken, active_token
+
+INACTIVE: dict[str, Any] = {"active": False}
+
+
+@post(INTROSPECT_PATH)
+async def introspect(
+    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
+    instance_id: NamedDependency[str],
+) -> Response[dict[str, Any]]:
+    provider = provider_of(runtime)
+    issuer = issuer_of(request, runtime.settings, instance_id)
+    try:
+        form = await read_form(request)
+        client = await authenticate_client(
+            provider, issuer, request, form, endpoint=issuer.endpoint(INTROSPECT_PATH)
+        )
+        check_introspecting_client(client)
+        assert client is not None
+        if not form.get("token"):
+            raise InvalidRequest("token: required")
+        found = await active_token(provider, instance_id, form["token"])
+        if found is None or not is_audience(client, found):
+            return json_response(INACTIVE)
+        return json_response(await introspection(provider, issuer, found))
+    except OAuthError as exc:
+        return error_response(exc)
+
+
+def check_introspecting_client(client: Client | None) -> None:
+    if client is None or client.auth_method == "none":
+        raise InvalidClient("introspection needs an authenticated application")
+    if client.is_machine:
+        raise InvalidClient("introspection is for applications (API or OIDC apps)")
+
+
+def is_audience(client: Client, token: ActiveToken) -> bool:
+    return client.project_id in token.audience or client.client_id in token.audience
+
+
+async def introspection(provider: Provider, issuer: Issuer, token: ActiveToken) -> dict[str, Any]:
+    """The RFC 7662 answer for an active token, with the user's claims by its scopes."""
+    async with provider.runtime.db.read() as conn:
+        user = await load_user(conn, issuer.instance_id, token.user_id)
+        claims = await user_claims(conn, issuer.instance_id, user, token.scopes) if user else {}
+    return {
+        **claims,
+        "active": True,
+        "scope": " ".join(token.scopes),
+        "client_id": token.client_id,
+        "token_type": "Bearer",
+        "exp": int(token.expires_at.timestamp()),
+        "iat": int(token.created_at.timestamp()),
+        "nbf": int(token.created_at.timestamp()),
+        "sub": token.user_id,
+        "aud": list(token.audience),
+        "iss": issuer.url,
+        "jti": token.token_id,
+        "username": claims.get("preferred_username", token.username),
+    }

@@ -1,0 +1,77 @@
+"""The UserInfo endpoint (OIDC Core §5.3): `GET|POST /oidc/v1/userinfo`.
+
+The access token comes as `Authorization: Bearer` or, with POST, as the
+form parameter `access_token` (RFC 6750 §2.2; never in the query). It must
+be active in this instance and carry `openid`; the answer holds the user's
+claims by the token's scopes (see `claims`). Errors are RFC 6750's: 401
+`invalid_token` with a `WWW-Authenticate: Bearer` challenge, 403
+`insufficient_scope`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, route
+from litestar.di import NamedDependency
+
+from donjon.core.api.auth import bearer_token
+from donjon.core.runtime import Runtime
+from donjon.plugins.oidc.claims import load_user, role_claims, user_claims, wants_roles
+from donjon.plugins.oidc.errors import (
+    InsufficientScope,
+    InvalidRequest,
+    InvalidToken,
+    OAuthError,
+    error_response,
+    json_response,
+)
+from donjon.plugins.oidc.forms import FORM_TYPE, read_form
+from donjon.plugins.oidc.issuer import USERINFO_PATH
+from donjon.plugins.oidc.provider import provider_of
+from donjon.plugins.oidc.scopes import OPENID, PROJECT_AUDIENCE
+from donjon.plugins.oidc.tokens.lookup import active_token
+
+
+@route(USERINFO_PATH, http_method=["GET", "POST"])
+async def userinfo(
+    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
+    instance_id: NamedDependency[str],
+) -> Response[dict[str, Any]]:
+    provider = provider_of(runtime)
+    try:
+        token = await presented_token(request)
+        found = await active_token(provider, instance_id, token)
+        if found is None:
+            raise InvalidToken("the access token is invalid, expired or revoked")
+        if OPENID not in found.scopes:
+            raise InsufficientScope("userinfo needs a token with the openid scope", OPENID)
+        async with runtime.db.read() as conn:
+            user = await load_user(conn, instance_id, found.user_id)
+            if user is None:
+                raise InvalidToken("the access token's user no longer exists")
+            claims = await user_claims(conn, instance_id, user, found.scopes)
+            if wants_roles(found.scopes):
+                projects = [
+                    m.group(1) for s in found.scopes if (m := PROJECT_AUDIENCE.fullmatch(s))
+                ]
+                claims.update(await role_claims(conn, instance_id, user["id"], projects))
+        return json_response(claims)
+    except OAuthError as exc:
+        return error_response(exc)
+
+
+async def presented_token(request: Request[Any, Any, Any]) -> str:
+    """The bearer token of the header or of a POST form; InvalidToken without one."""
+    from_header = bearer_token({k.lower(): v for k, v in request.headers.items()})
+    from_form = None
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if request.method == "POST" and content_type == FORM_TYPE:
+        from_form = (await read_form(request)).get("access_token")
+    if from_header and from_form:
+        raise InvalidRequest("send the access token once (header or form, not both)")
+    token = from_header or from_form
+    if not token:
+        raise InvalidToken("send the access token as Authorization: Bearer")
+    return token

@@ -1,0 +1,13 @@
+"""The grants the token endpoint serves, by `grant_type`."""
+
+from __future__ import annotations
+
+from donjon.plugins.oidc.grants.base import Grant
+from donjon.plugins.oidc.grants.client_credentials import ClientCredentialsGrant
+from donjon.plugins.oidc.grants.jwt_bearer import JWTBearerGrant
+
+GRANTS: dict[str, type[Grant]] = {
+    grant.GRANT_TYPE: grant for grant in (ClientCredentialsGrant, JWTBearerGrant)
+}
+
+__all__ = ["GRANTS", "Grant"]

@@ -1,0 +1,37 @@
+"""The OpenID Provider of one process: its settings and key ring, per runtime.
+
+Hook implementations and route handlers get the runtime; `provider_of`
+gives the provider built for it (on first use: nothing happens at import).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from donjon.plugins.oidc.keys.ring import KeyRing
+from donjon.plugins.oidc.settings import NAME, OIDCSettings
+
+if TYPE_CHECKING:
+    from donjon.core.runtime import Runtime
+
+# The attribute of the runtime that holds its provider: it lives and dies
+# with the runtime (a module-level registry would keep runtimes alive).
+_ATTRIBUTE = "_oidc_provider"
+
+
+@dataclass
+class Provider:
+    runtime: Runtime
+    settings: OIDCSettings
+    keys: KeyRing
+
+
+def provider_of(runtime: Runtime) -> Provider:
+    """The provider of `runtime`, built on first use."""
+    provider: Provider | None = vars(runtime).get(_ATTRIBUTE)
+    if provider is None:
+        settings = runtime.plugin_settings.get(NAME) or OIDCSettings()
+        provider = Provider(runtime, settings, KeyRing(runtime, settings))
+        setattr(runtime, _ATTRIBUTE, provider)
+    return provider

@@ -1,0 +1,68 @@
+"""The `Plugins.oidc` configuration section: token lifetimes, signing keys, assertions.
+
+Every key has a default; `docs/oidc.md` lists them. Durations take the
+core's format (`5m`, `12h`, `30d`). A bad value stops the start naming
+`Plugins.oidc.<Key>`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from donjon.core.settings import InvalidSetting
+
+#: The plugin's name: its key under `Plugins` and in BUILTIN_PLUGINS.
+NAME = "oidc"
+
+def _positive(owner: object, name: str) -> None:
+    value: timedelta = getattr(owner, name)
+    if value <= timedelta(0):
+        raise InvalidSetting(name, "a duration above 0s", f"{value.total_seconds():g}s")
+
+
+@dataclass
+class OIDCSettings:
+    #: How long an access token is valid (ZITADEL: 12h).
+    AccessTokenLifetime: timedelta = timedelta(hours=12)
+    #: How long an ID token is valid (ZITADEL: 12h).
+    IdTokenLifetime: timedelta = timedelta(hours=12)
+    #: The algorithm of new web keys: ES256 (P-256), RS256 (RSA 2048) or EdDSA
+    #: (Ed25519). Existing keys keep theirs; the next key made uses this one.
+    SigningAlgorithm: str = "ES256"
+    #: Cache-Control max-age of the JWKS (`/oauth/v2/keys`). A next key is
+    #: published at least this long before it signs anything.
+    JwksCacheMaxAge: timedelta = timedelta(minutes=5)
+    #: How long a web key signs before the next one takes over. The old key
+    #: stays in the JWKS until the tokens it signed have expired.
+    KeyRotationPeriod: timedelta = timedelta(days=30)
+    #: The longest lifetime (exp - now) a client assertion or a JWT profile
+    #: assertion may claim; longer ones are refused.
+    MaxAssertionLifetime: timedelta = timedelta(hours=1)
+    #: Tolerated clock difference when checking exp, iat and nbf of assertions.
+    ClockSkew: timedelta = timedelta(seconds=10)
+
+    def __post_init__(self) -> None:
+        if self.SigningAlgorithm.lower() not in ("es256", "rs256", "eddsa"):
+            raise InvalidSetting("SigningAlgorithm", "one of ES256, RS256, EdDSA",
+                                 self.SigningAlgorithm)
+        self.SigningAlgorithm = {"es256": "ES256", "rs256": "RS256", "eddsa": "EdDSA"}[
+            self.SigningAlgorithm.lower()
+        ]
+        for name in ("AccessTokenLifetime", "IdTokenLifetime", "JwksCacheMaxAge",
+                     "KeyRotationPeriod", "MaxAssertionLifetime"):
+            _positive(self, name)
+        if self.ClockSkew < timedelta(0):
+            raise InvalidSetting("ClockSkew", "a duration of 0s or more",
+                                 f"{self.ClockSkew.total_seconds():g}s")
+        if self.KeyRotationPeriod <= self.JwksCacheMaxAge:
+            raise InvalidSetting(
+                "KeyRotationPeriod",
+                "a duration above JwksCacheMaxAge (a next key must be published before it signs)",
+                f"{self.KeyRotationPeriod.total_seconds():g}s",
+            )
+
+    @property
+    def longest_token_lifetime(self) -> timedelta:
+        """How long a key must stay published after it stopped signing."""
+        return max(self.AccessTokenLifetime, self.IdTokenLifetime)

@@ -1,0 +1,1 @@
+"""Tokens: the `oidc_session` events that record them, issuing, and checking presented ones."""
