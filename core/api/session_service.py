@@ -16,9 +16,11 @@ being the session's user. ListSessions lists what the caller may read
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import and_, func, or_, select
 
 from donjon.core.api.connect import (
@@ -170,8 +172,6 @@ def _changes(
     metadata: dict[str, bytes],
     lifetime: str | None,
 ) -> SessionChanges:
-    import msgspec
-
     return SessionChanges(
         checks=msgspec.to_builtins(checks) if checks is not None else {},
         challenges=msgspec.to_builtins(challenges) if challenges is not None else {},
@@ -187,37 +187,36 @@ def _answer(result: SessionResult) -> dict[str, Any]:
     return out
 
 
-def _token_given(token: str | None) -> str:
-    return (token or "").strip()
+@dataclass(frozen=True)
+class Access:
+    """Who may act on a session besides holders of the permission."""
+
+    user_id: str
+    creator: str
+    user_org: str
+    token_digest: str
+
+    @classmethod
+    def of_state(cls, state: SessionState) -> Access:
+        return cls(state.user_id, state.creator, state.user_org, state.token_digest)
 
 
-def _wrong_token() -> ConnectError:
-    return ConnectError("permission_denied", "sessionToken: does not match the session")
-
-
-async def _authorize(
-    call: Call,
-    state_user: str,
-    state_creator: str,
-    user_org: str,
-    token_digest: str,
-    token: str,
-    permission: str,
-    *,
-    own: bool,
-) -> None:
-    """Allow the call with the session's current token, or the permission on the
-    session's user's org (instance-wide for a session without user), or, when
-    `own`, for the session's user (and creator, for reading)."""
+async def _authorize(call: Call, access: Access, token: str | None, permission: str) -> None:
+    """Allow the call with the session's current token; else with the permission on
+    the org of the session's user (instance-wide for a session without user); else
+    for the session's own user (reading and deleting) and its creator (reading).
+    A token that is sent must be the current one, whatever the caller's roles."""
+    token = (token or "").strip()
     if token:
-        if not token_digest or not secrets.matches(token, token_digest):
-            raise _wrong_token()
+        if not access.token_digest or not secrets.matches(token, access.token_digest):
+            raise ConnectError("permission_denied", "sessionToken: does not match the session")
         return
-    if own and call.user_id and call.user_id == state_user:
+    me = call.user_id
+    if me and permission in ("session.read", "session.delete") and me == access.user_id:
         return
-    if own and permission == "session.read" and call.user_id == state_creator:
+    if me and permission == "session.read" and me == access.creator:
         return
-    await call.require(permission, org_id=user_org or None)
+    await call.require(permission, org_id=access.user_org or None)
 
 
 def session_message(row: Any, domains: tuple[str, list[str]]) -> dict[str, Any]:
@@ -305,16 +304,7 @@ async def create_session(call: Call, req: CreateSessionRequest) -> dict[str, Any
 async def set_session(call: Call, req: SetSessionRequest) -> dict[str, Any]:
     """Run further checks on a session, change its metadata or lifetime; rotates the token."""
     state = await session_commands.live_session(call.runtime, call.instance_id, req.session_id)
-    await _authorize(
-        call,
-        state.user_id,
-        state.creator,
-        state.user_org,
-        state.token_digest,
-        _token_given(req.session_token),
-        "session.write",
-        own=False,
-    )
+    await _authorize(call, Access.of_state(state), req.session_token, "session.write")
     changes = _changes(req.checks, req.challenges, req.metadata, req.lifetime)
     result = await session_commands.set_session(call.runtime, state, changes, creator=call.user_id)
     return _answer(result)
@@ -336,16 +326,8 @@ async def get_session_by_id(call: Call, req: SessionRequest) -> dict[str, Any]:
         ).first()
     if row is None:
         raise ConnectError("not_found", "sessionId: session not found")
-    await _authorize(
-        call,
-        row.user_id,
-        row.creator,
-        row.user_resource_owner,
-        row.token_digest,
-        _token_given(req.session_token),
-        "session.read",
-        own=True,
-    )
+    access = Access(row.user_id, row.creator, row.user_resource_owner, row.token_digest)
+    await _authorize(call, access, req.session_token, "session.read")
     return {"session": (await _messages(call, [row]))[0]}
 
 
@@ -357,16 +339,7 @@ async def delete_session(call: Call, req: SessionRequest) -> dict[str, Any]:
     state = await SessionState.load(call.runtime.store, call.instance_id, req.session_id)
     if not state.state:
         raise ConnectError("not_found", "sessionId: session not found")
-    await _authorize(
-        call,
-        state.user_id,
-        state.creator,
-        state.user_org,
-        state.token_digest,
-        _token_given(req.session_token),
-        "session.delete",
-        own=True,
-    )
+    await _authorize(call, Access.of_state(state), req.session_token, "session.delete")
     if not state.exists:
         return {
             "details": details(

@@ -39,7 +39,6 @@ from donjon.core.identity.sessions import (
 from donjon.core.identity.users import (
     ACTIVE,
     HUMAN,
-    INACTIVE,
     INITIAL,
     LOCKED,
     UserState,
@@ -215,7 +214,7 @@ async def check_user(ctx: CheckContext, value: dict[str, Any]) -> CheckOutcome:
         raise ConnectError("failed_precondition", f"{where}: a machine user cannot log in")
     if user["state"] == LOCKED:
         raise ConnectError("failed_precondition", f"{where}: the user is locked")
-    if user["state"] == INACTIVE or user["state"] not in (ACTIVE, INITIAL):
+    if user["state"] not in (ACTIVE, INITIAL):
         raise ConnectError("failed_precondition", f"{where}: the user is not active")
     if org["state"] != orgs.ACTIVE:
         raise ConnectError("failed_precondition", f"{where}: the user's organization is not active")
