@@ -191,6 +191,11 @@ async def test_tokens_rotate_and_only_the_current_one_works(api: Api) -> None:
         "sessionToken"
     ]
     assert t2 != t1
+    # As a Bearer token too, only the current one works.
+    alice = (await api.ok(SESSIONS, "GetSession", {"sessionId": sid}))["session"]["factors"]
+    whoami = {"userId": alice["user"]["id"]}
+    assert (await api.as_token(t1).error("user", "GetUserByID", whoami))[0] == 401
+    await api.as_token(t2).ok("user", "GetUserByID", whoami)
 
     # A caller without permissions reads and updates with the current token only.
     assert (await stranger.ok(SESSIONS, "GetSession", {"sessionId": sid, "sessionToken": t2}))[
