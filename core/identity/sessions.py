@@ -45,11 +45,8 @@ AGGREGATE = "session"
 ACTIVE, TERMINATED = "active", "terminated"
 
 
-def now_text() -> str:
-    return format_time(datetime.now(UTC))
-
-
 def format_time(value: datetime) -> str:
+    """A time as event payloads keep it: RFC 3339 in UTC with `Z`."""
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
