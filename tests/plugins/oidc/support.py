@@ -22,7 +22,6 @@ from tests.api.conftest import Api
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 API_SCOPE = "urn:zitadel:iam:org:project:id:zitadel:aud"
-ISSUER = "http://localhost"
 TOKEN_URL = "/oauth/v2/token"
 
 
@@ -76,10 +75,16 @@ async def machine(
     return m
 
 
+def issuer(api: Api) -> str:
+    """The issuer the `api` client's requests (Host: localhost) see."""
+    port = api.runtime.settings.ExternalPort
+    return "http://localhost" + ("" if port == 80 else f":{port}")
+
+
 def assertion(
     m: Machine,
     *,
-    aud: Any = ISSUER,
+    aud: Any,
     lifetime: int = 300,
     alg: str = "RS256",
     key: Any = None,
@@ -113,14 +118,20 @@ async def token(
     return await api.client.post(TOKEN_URL, data=form, auth=auth, headers=headers)
 
 
-async def client_credentials(api: Api, m: Machine, scope: str = f"openid {API_SCOPE}") -> dict[str, Any]:
+async def client_credentials(
+    api: Api, m: Machine, scope: str = f"openid {API_SCOPE}"
+) -> dict[str, Any]:
     r = await token(api, {"grant_type": "client_credentials", "scope": scope}, auth=m.basic())
     assert r.status_code == 200, r.text
     return r.json()
 
 
-async def jwt_profile(api: Api, m: Machine, scope: str = f"openid {API_SCOPE}", **kw: Any) -> httpx.Response:
-    return await token(api, {"grant_type": JWT_BEARER, "scope": scope, "assertion": assertion(m, **kw)})
+async def jwt_profile(
+    api: Api, m: Machine, scope: str = f"openid {API_SCOPE}", **kw: Any
+) -> httpx.Response:
+    kw.setdefault("aud", issuer(api))
+    form = {"grant_type": JWT_BEARER, "scope": scope, "assertion": assertion(m, **kw)}
+    return await token(api, form)
 
 
 async def api_app(api: Api, project_id: str, name: str = "resource-server") -> tuple[str, str]:
@@ -138,3 +149,47 @@ async def project(api: Api, name: str = "Shop") -> str:
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def hs256_with_public_key(m: Machine, public_pem: str, claims: dict[str, Any]) -> str:
+    """An HS256 JWS whose HMAC secret is the machine key's public PEM (algorithm confusion).
+
+    Made by hand: JWT libraries refuse to build one."""
+    import hashlib
+    import hmac
+
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    signing_input = (
+        part(json.dumps({"alg": "HS256", "typ": "JWT", "kid": m.key_id}).encode())
+        + "."
+        + part(json.dumps(claims).encode())
+    )
+    mac = hmac.new(public_pem.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{part(mac)}"
+
+
+async def second_instance(api: Api, tmp_path: Any, domain: str = "b.example") -> Api:
+    """Another instance (host `domain`) with a machine administrator, as an Api client."""
+    from donjon.core.instances_admin import HumanAdmin, MachineAdmin, NewInstance, create_instance
+
+    created = await create_instance(
+        api.runtime,
+        NewInstance(
+            name="tenant b",
+            domains=(domain,),
+            org_name="b",
+            human=HumanAdmin(username="b-admin", password="Password1!"),
+            machine=MachineAdmin(username="b-sa", pat_path=tmp_path / "b.pat"),
+        ),
+    )
+    client = httpx.AsyncClient(transport=api.client._transport, base_url=f"http://{domain}")
+    return Api(
+        client,
+        (tmp_path / "b.pat").read_text().strip(),
+        api.runtime,
+        created.instance_id,
+        created.org_id,
+        created.machine_admin_id,
+    )
