@@ -82,11 +82,17 @@ async def authenticate_client(
     form: dict[str, str],
     *,
     endpoint: str,
+    unknown_is_anonymous: bool = False,
 ) -> Client | None:
     """The client the request authenticates as; None when it names none.
 
     `endpoint` is the URL being called (a client assertion may name it as
-    its audience). Raises InvalidClient or InvalidRequest.
+    its audience). With `unknown_is_anonymous` (grants that need no client),
+    a client id and secret naming no client at all count as no client:
+    ZITADEL's SDK sends `Basic None:None` with its JWT profile requests.
+    (with `client_id=None` in the form). A known client with a wrong secret
+    is still refused. Raises
+    InvalidClient or InvalidRequest.
     """
     method = presented_method(request, form)
     if method is None:
@@ -95,23 +101,35 @@ async def authenticate_client(
         client_id, secret = basic_credentials(request)  # type: ignore[misc]
         if form.get("client_id", client_id) != client_id:
             raise InvalidRequest("client_id differs from the HTTP Basic user")
-        return await _by_secret(provider, issuer, client_id, secret, method)
+        return await _by_secret(
+            provider, issuer, client_id, secret, method, unknown_is_anonymous
+        )
     if method == CLIENT_SECRET_POST:
         if "client_id" not in form:
             raise InvalidRequest("client_id: required with client_secret")
-        return await _by_secret(provider, issuer, form["client_id"], form["client_secret"], method)
+        return await _by_secret(
+            provider, issuer, form["client_id"], form["client_secret"], method,
+            unknown_is_anonymous,
+        )
     if method == PRIVATE_KEY_JWT:
         return await _by_assertion(provider, issuer, form, endpoint)
-    return await _public(provider, issuer, form["client_id"])
+    return await _public(provider, issuer, form["client_id"], unknown_is_anonymous)
 
 
 async def _by_secret(
-    provider: Provider, issuer: Issuer, client_id: str, secret: str, method: str
-) -> Client:
+    provider: Provider,
+    issuer: Issuer,
+    client_id: str,
+    secret: str,
+    method: str,
+    unknown_is_anonymous: bool,
+) -> Client | None:
     challenge = BASIC_CHALLENGE if method == CLIENT_SECRET_BASIC else None
     async with provider.runtime.db.read() as conn:
         app = await find_app(conn, issuer.instance_id, client_id)
         user = None if app else await find_machine(conn, issuer.instance_id, client_id)
+    if app is None and user is None and unknown_is_anonymous:
+        return None
     if app is not None:
         if (
             not app_is_usable(app)
@@ -130,9 +148,13 @@ async def _by_secret(
     return machine_client(user, client_id, method)
 
 
-async def _public(provider: Provider, issuer: Issuer, client_id: str) -> Client:
+async def _public(
+    provider: Provider, issuer: Issuer, client_id: str, unknown_is_anonymous: bool
+) -> Client | None:
     async with provider.runtime.db.read() as conn:
         app = await find_app(conn, issuer.instance_id, client_id)
+    if app is None and unknown_is_anonymous:
+        return None
     if app is None or not app_is_usable(app) or app["auth_method_type"] != "none":
         raise InvalidClient(FAILED)
     return app_client(app, NONE)

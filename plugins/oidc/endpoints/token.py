@@ -48,7 +48,12 @@ async def token(
                 f"grant_type {grant_type!r} is not supported (supported: {', '.join(GRANTS)})"
             )
         client = await authenticate_client(
-            provider, issuer, request, form, endpoint=issuer.token_endpoint
+            provider,
+            issuer,
+            request,
+            form,
+            endpoint=issuer.token_endpoint,
+            unknown_is_anonymous=not grant.CLIENT_REQUIRED,
         )
         check_client(grant, client)
         return json_response(await grant(provider, issuer).respond(client, form))

@@ -146,3 +146,19 @@ async def test_a_removed_key_or_deactivated_user_no_longer_signs(api: Api) -> No
 async def test_the_assertion_parameter_is_required(api: Api) -> None:
     r = await token(api, {"grant_type": JWT_BEARER})
     assert r.status_code == 400 and r.json()["error"] == "invalid_request"
+
+
+async def test_client_credentials_naming_no_client_are_ignored_but_wrong_secrets_refused(
+    api: Api,
+) -> None:
+    # ZITADEL's SDK sends `Basic None:None` or `client_id=None` with its JWT profile requests.
+    bot = await machine(api, "sdk-like-bot", secret=True, key=True)
+    form = {"grant_type": JWT_BEARER, "assertion": assertion(bot, aud=issuer(api))}
+    r = await token(api, form, auth=("None", "None"))
+    assert r.status_code == 200, r.text
+    r = await token(api, {**form, "assertion": assertion(bot, aud=issuer(api)), "client_id": "None"})
+    assert r.status_code == 200, r.text
+    wrong = await token(
+        api, {**form, "assertion": assertion(bot, aud=issuer(api))}, auth=(bot.username, "wrong")
+    )
+    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
