@@ -157,6 +157,7 @@ def test_plugins_list_shows_name_version_source_and_state() -> None:
     assert result.returncode == 0, result.stderr
     assert table_rows(result.stdout) == [
         ["core", version("donjon"), "builtin", "enabled (core)"],
+        ["oidc", version("donjon"), "builtin", "enabled"],
         ["sample", SAMPLE_VERSION, f"entry point {SAMPLE_DIST}", "enabled"],
     ]
 
@@ -175,7 +176,7 @@ def test_plugins_list_shows_a_plugin_disabled_by_configuration(tmp_path: Path, h
     result = CliRunner().invoke(donjon_cli.cli, args, env=env)
 
     assert result.exit_code == 0, result.output
-    assert table_rows(result.output)[1] == [
+    assert table_rows(result.output)[-1] == [
         "sample",
         SAMPLE_VERSION,
         f"entry point {SAMPLE_DIST}",
@@ -266,7 +267,7 @@ def test_an_unknown_plugin_name_fails_naming_it() -> None:
         get_plugin_manager(settings)
 
     assert str(failure.value) == (
-        "Plugins.nosuch: no plugin named 'nosuch' is installed (installed: core, sample)"
+        "Plugins.nosuch: no plugin named 'nosuch' is installed (installed: core, oidc, sample)"
     )
 
 
