@@ -96,14 +96,21 @@ def check_signature(
             token,
             key=key,  # type: ignore[arg-type]
             algorithms=[alg],
-            options={"verify_aud": False, "verify_exp": False, "verify_iat": False,
-                     "verify_nbf": False, "verify_iss": False},
+            options={
+                "verify_aud": False,
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+                "verify_iss": False,
+            },
         )
     except jwt.PyJWTError:
         raise error("the assertion's signature does not verify") from None
 
 
-def check_issuer_and_subject(claims: dict[str, Any], expected: str, error: type[OAuthError]) -> None:
+def check_issuer_and_subject(
+    claims: dict[str, Any], expected: str, error: type[OAuthError]
+) -> None:
     if claims.get("iss") != expected:
         raise error(f"iss must be {expected!r}")
     if claims.get("sub") != expected:
@@ -120,7 +127,9 @@ def check_audience(
         raise error(f"aud must name this issuer ({min(audiences, key=len)})")
 
 
-def check_expiry(claims: dict[str, Any], rules: AssertionRules, error: type[OAuthError]) -> datetime:
+def check_expiry(
+    claims: dict[str, Any], rules: AssertionRules, error: type[OAuthError]
+) -> datetime:
     """The assertion's expiry; error when missing, past, too far, or nbf/iat in the future."""
     now = time.time()
     skew = rules.skew.total_seconds()

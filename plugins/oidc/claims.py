@@ -41,14 +41,19 @@ async def load_user(conn: AsyncConnection, instance_id: str, user_id: str) -> di
     return dict(row._mapping) if row else None
 
 
-async def preferred_login_name(conn: AsyncConnection, instance_id: str, user: dict[str, Any]) -> str:
+async def preferred_login_name(
+    conn: AsyncConnection, instance_id: str, user: dict[str, Any]
+) -> str:
     org = user["resource_owner"]
     domains = await login_domains(conn, instance_id, {org})
     return login_names(user["username"], domains[org])[1]
 
 
 async def user_claims(
-    conn: AsyncConnection, instance_id: str, user: dict[str, Any], scopes: list[str] | tuple[str, ...]
+    conn: AsyncConnection,
+    instance_id: str,
+    user: dict[str, Any],
+    scopes: list[str] | tuple[str, ...],
 ) -> dict[str, Any]:
     """The claims of `user` that `scopes` ask for (see the module docstring)."""
     claims: dict[str, Any] = {"sub": user["id"]}
@@ -61,8 +66,11 @@ async def user_claims(
             claims["name"] = user["display_name"] or full
             claims["given_name"] = user["first_name"]
             claims["family_name"] = user["last_name"]
-            for claim, column in (("nickname", "nick_name"), ("gender", "gender"),
-                                  ("locale", "preferred_language")):
+            for claim, column in (
+                ("nickname", "nick_name"),
+                ("gender", "gender"),
+                ("locale", "preferred_language"),
+            ):
                 if user[column]:
                     claims[claim] = user[column]
         else:

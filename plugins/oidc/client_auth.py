@@ -101,14 +101,16 @@ async def authenticate_client(
         client_id, secret = basic_credentials(request)  # type: ignore[misc]
         if form.get("client_id", client_id) != client_id:
             raise InvalidRequest("client_id differs from the HTTP Basic user")
-        return await _by_secret(
-            provider, issuer, client_id, secret, method, unknown_is_anonymous
-        )
+        return await _by_secret(provider, issuer, client_id, secret, method, unknown_is_anonymous)
     if method == CLIENT_SECRET_POST:
         if "client_id" not in form:
             raise InvalidRequest("client_id: required with client_secret")
         return await _by_secret(
-            provider, issuer, form["client_id"], form["client_secret"], method,
+            provider,
+            issuer,
+            form["client_id"],
+            form["client_secret"],
+            method,
             unknown_is_anonymous,
         )
     if method == PRIVATE_KEY_JWT:

@@ -53,7 +53,9 @@ class Client:
         return self.kind == MACHINE_USER
 
 
-async def find_app(conn: AsyncConnection, instance_id: str, client_id: str) -> dict[str, Any] | None:
+async def find_app(
+    conn: AsyncConnection, instance_id: str, client_id: str
+) -> dict[str, Any] | None:
     """The OIDC or API app with this client id, or None."""
     row = await apps.app_by_client_id(conn, instance_id, client_id)
     if row is None or row["type"] not in (apps.OIDC, apps.API):

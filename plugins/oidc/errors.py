@@ -67,8 +67,10 @@ class InvalidToken(OAuthError):
     def __init__(self, description: str) -> None:
         super().__init__(
             description,
-            headers={"WWW-Authenticate": f'Bearer error="invalid_token", '
-                                         f'error_description="{_quoted(description)}"'},
+            headers={
+                "WWW-Authenticate": f'Bearer error="invalid_token", '
+                f'error_description="{_quoted(description)}"'
+            },
         )
 
 

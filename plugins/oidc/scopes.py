@@ -126,9 +126,7 @@ async def check_project(conn: AsyncConnection, instance_id: str, project_id: str
         raise InvalidScope(f"project {project_id} is not active")
 
 
-async def check_org(
-    conn: AsyncConnection, instance_id: str, org_id: str, user_org: str
-) -> None:
+async def check_org(conn: AsyncConnection, instance_id: str, org_id: str, user_org: str) -> None:
     o = orgs_table
     found = (
         await conn.execute(select(o.c.id).where(o.c.instance_id == instance_id, o.c.id == org_id))

@@ -15,6 +15,7 @@ from donjon.core.settings import InvalidSetting
 #: The plugin's name: its key under `Plugins` and in BUILTIN_PLUGINS.
 NAME = "oidc"
 
+
 def _positive(owner: object, name: str) -> None:
     value: timedelta = getattr(owner, name)
     if value <= timedelta(0):
@@ -44,17 +45,24 @@ class OIDCSettings:
 
     def __post_init__(self) -> None:
         if self.SigningAlgorithm.lower() not in ("es256", "rs256", "eddsa"):
-            raise InvalidSetting("SigningAlgorithm", "one of ES256, RS256, EdDSA",
-                                 self.SigningAlgorithm)
+            raise InvalidSetting(
+                "SigningAlgorithm", "one of ES256, RS256, EdDSA", self.SigningAlgorithm
+            )
         self.SigningAlgorithm = {"es256": "ES256", "rs256": "RS256", "eddsa": "EdDSA"}[
             self.SigningAlgorithm.lower()
         ]
-        for name in ("AccessTokenLifetime", "IdTokenLifetime", "JwksCacheMaxAge",
-                     "KeyRotationPeriod", "MaxAssertionLifetime"):
+        for name in (
+            "AccessTokenLifetime",
+            "IdTokenLifetime",
+            "JwksCacheMaxAge",
+            "KeyRotationPeriod",
+            "MaxAssertionLifetime",
+        ):
             _positive(self, name)
         if self.ClockSkew < timedelta(0):
-            raise InvalidSetting("ClockSkew", "a duration of 0s or more",
-                                 f"{self.ClockSkew.total_seconds():g}s")
+            raise InvalidSetting(
+                "ClockSkew", "a duration of 0s or more", f"{self.ClockSkew.total_seconds():g}s"
+            )
         if self.KeyRotationPeriod <= self.JwksCacheMaxAge:
             raise InvalidSetting(
                 "KeyRotationPeriod",

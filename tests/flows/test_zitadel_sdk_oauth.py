@@ -27,7 +27,6 @@ from zitadel_client.models import (
 
 from tests.flows.conftest import DonjonServer, sdk
 
-
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 

@@ -33,11 +33,33 @@ from donjon.plugins.oidc.scopes import SUPPORTED as SCOPES
 
 AUTHENTICATED_METHODS = [m for m in ALL_METHODS if m != "none"]
 CLAIMS = (
-    "sub", "aud", "exp", "iat", "nbf", "iss", "jti", "auth_time", "azp", "client_id", "scope",
-    "name", "given_name", "family_name", "nickname", "gender", "locale", "preferred_username",
-    "updated_at", "email", "email_verified", "phone_number", "phone_number_verified",
-    "urn:zitadel:iam:org:project:roles", "urn:zitadel:iam:user:resourceowner:id",
-    "urn:zitadel:iam:user:resourceowner:name", "urn:zitadel:iam:user:resourceowner:primary_domain",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "iss",
+    "jti",
+    "auth_time",
+    "azp",
+    "client_id",
+    "scope",
+    "name",
+    "given_name",
+    "family_name",
+    "nickname",
+    "gender",
+    "locale",
+    "preferred_username",
+    "updated_at",
+    "email",
+    "email_verified",
+    "phone_number",
+    "phone_number_verified",
+    "urn:zitadel:iam:org:project:roles",
+    "urn:zitadel:iam:user:resourceowner:id",
+    "urn:zitadel:iam:user:resourceowner:name",
+    "urn:zitadel:iam:user:resourceowner:primary_domain",
 )
 
 
@@ -79,5 +101,3 @@ def discovery(
 ) -> Response[dict[str, Any]]:
     issuer = issuer_of(request, runtime.settings, instance_id)
     return Response(configuration(issuer))
-
-

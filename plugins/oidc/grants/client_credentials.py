@@ -60,7 +60,10 @@ class ClientCredentialsGrant(Grant):
 
 
 async def jwt_claims(
-    conn: Any, instance_id: str, user: dict[str, Any], scopes: tuple[str, ...],
+    conn: Any,
+    instance_id: str,
+    user: dict[str, Any],
+    scopes: tuple[str, ...],
     projects: tuple[str, ...],
 ) -> dict[str, Any]:
     """What a JWT access token asserts beyond RFC 9068's claims: roles and org, when asked."""

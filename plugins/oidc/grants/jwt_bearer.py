@@ -71,7 +71,10 @@ class JWTBearerGrant(Grant):
         id_token = None
         if claims is not None:
             id_token = await issue_id_token(
-                self.provider, self.issuer, user_claims=claims, client_id=client_id,
+                self.provider,
+                self.issuer,
+                user_claims=claims,
+                client_id=client_id,
                 audience=issued.audience,
             )
         return token_response(issued, scope, id_token)

@@ -101,7 +101,9 @@ def expired_keys(keys: list[WebKey], now: datetime, settings: OIDCSettings) -> l
     return [
         k
         for k in keys
-        if k.state == INACTIVE and k.deactivated_at is not None and k.deactivated_at + keep_for <= now
+        if k.state == INACTIVE
+        and k.deactivated_at is not None
+        and k.deactivated_at + keep_for <= now
     ]
 
 
@@ -174,8 +176,16 @@ class KeyRing:
                 select(t).where(t.c.instance_id == instance_id).order_by(t.c.created_at, t.c.id)
             )
             return [
-                WebKey(r.id, r.alg, r.state, r.public_jwk, r.private_key, r.created_at,
-                       r.activated_at, r.deactivated_at)
+                WebKey(
+                    r.id,
+                    r.alg,
+                    r.state,
+                    r.public_jwk,
+                    r.private_key,
+                    r.created_at,
+                    r.activated_at,
+                    r.deactivated_at,
+                )
                 for r in rows
             ]
 

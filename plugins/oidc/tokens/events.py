@@ -138,7 +138,9 @@ class AccessTokensProjection(Projection):
     @handles("user.removed")
     def user_removed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
         return [
-            RemoveWhere(access_tokens_table, {"instance_id": e.instance_id, "user_id": e.aggregate_id})
+            RemoveWhere(
+                access_tokens_table, {"instance_id": e.instance_id, "user_id": e.aggregate_id}
+            )
         ]
 
     @handles("instance.removed")

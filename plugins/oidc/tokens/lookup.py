@@ -98,7 +98,10 @@ async def _verified_jwt_id(provider: Provider, instance_id: str, token: str) -> 
     except jwt.PyJWTError:
         return None
     kid = header.get("kid")
-    if not isinstance(kid, str) or header.get("typ", "").lower() not in ("at+jwt", "application/at+jwt"):
+    if not isinstance(kid, str) or header.get("typ", "").lower() not in (
+        "at+jwt",
+        "application/at+jwt",
+    ):
         return None
     key = await provider.keys.verification_key(instance_id, kid)
     if key is None or header.get("alg") != key.alg:

@@ -107,8 +107,9 @@ def assertion(
         body["jti"] = uuid.uuid4().hex
     elif jti is not None:
         body["jti"] = jti
-    return jwt.encode(body, key if key is not None else m.private_key, algorithm=alg,
-                      headers={"kid": m.key_id})
+    return jwt.encode(
+        body, key if key is not None else m.private_key, algorithm=alg, headers={"kid": m.key_id}
+    )
 
 
 async def token(
@@ -137,7 +138,8 @@ async def jwt_profile(
 async def api_app(api: Api, project_id: str, name: str = "resource-server") -> tuple[str, str]:
     """(client id, secret) of a new API app (basic auth) in `project_id`."""
     created = await api.ok(
-        "application", "CreateApplication",
+        "application",
+        "CreateApplication",
         {"projectId": project_id, "name": name, "apiConfiguration": {}},
     )
     return created["apiConfiguration"]["clientId"], created["apiConfiguration"]["clientSecret"]

@@ -17,7 +17,7 @@ with warnings.catch_warnings():
 
 pytestmark = [
     pytest.mark.anyio,
-    pytest.mark.filterwarnings("ignore:The httpx module is deprecated"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning"),
     pytest.mark.filterwarnings("ignore:Using implicit key type"),
 ]
 

@@ -42,7 +42,11 @@ async def test_client_secret_post_works_too(api: Api) -> None:
     bot = await machine(api, "post-bot")
     r = await token(
         api,
-        {"grant_type": "client_credentials", "client_id": bot.username, "client_secret": bot.secret},
+        {
+            "grant_type": "client_credentials",
+            "client_id": bot.username,
+            "client_secret": bot.secret,
+        },
     )
     assert r.status_code == 200, r.text
 
@@ -130,8 +134,11 @@ async def test_two_client_authentication_methods_at_once_are_refused(api: Api) -
     bot = await machine(api, "twice-bot")
     r = await token(
         api,
-        {"grant_type": "client_credentials", "client_id": bot.username,
-         "client_secret": bot.secret},
+        {
+            "grant_type": "client_credentials",
+            "client_id": bot.username,
+            "client_secret": bot.secret,
+        },
         auth=bot.basic(),
     )
     assert r.status_code == 400 and r.json()["error"] == "invalid_request"
@@ -212,9 +219,11 @@ async def test_unsigned_and_hmac_client_assertions_are_refused(api: Api) -> None
     bot = await machine(api, "alg-bot", secret=False, key=True)
     unsigned = await key_client_form(api, bot)
     header, claims, _sig = unsigned["client_assertion"].split(".")
-    none_header = base64.urlsafe_b64encode(
-        b'{"alg":"none","kid":"%s"}' % bot.key_id.encode()
-    ).rstrip(b"=").decode()
+    none_header = (
+        base64.urlsafe_b64encode(b'{"alg":"none","kid":"%s"}' % bot.key_id.encode())
+        .rstrip(b"=")
+        .decode()
+    )
     unsigned["client_assertion"] = f"{none_header}.{claims}."
     r = await token(api, unsigned)
     assert r.status_code == 401 and "alg none" in r.json()["error_description"]

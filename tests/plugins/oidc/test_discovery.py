@@ -28,7 +28,10 @@ async def test_discovery_names_the_issuer_of_the_request_host_and_zitadels_paths
         "urn:ietf:params:oauth:grant-type:jwt-bearer",
     }
     assert set(doc["token_endpoint_auth_methods_supported"]) == {
-        "client_secret_basic", "client_secret_post", "private_key_jwt", "none",
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+        "none",
     }
     assert "none" not in doc["introspection_endpoint_auth_methods_supported"]
     assert doc["code_challenge_methods_supported"] == ["S256"]

@@ -33,7 +33,10 @@ async def test_a_key_file_signed_assertion_gets_an_access_and_an_id_token(api: A
     keys = (await api.client.get("/oauth/v2/keys")).json()["keys"]
     jwk = next(k for k in keys if k["kid"] == header["kid"])
     claims = jwt.decode(
-        body["id_token"], jwt.PyJWK(jwk).key, algorithms=[jwk["alg"]], audience=bot.user_id,
+        body["id_token"],
+        jwt.PyJWK(jwk).key,
+        algorithms=[jwk["alg"]],
+        audience=bot.user_id,
         issuer=issuer(api),
     )
     assert claims["sub"] == bot.user_id
@@ -56,7 +59,9 @@ async def test_an_uploaded_ec_key_signs_with_es256(api: Api) -> None:
     import base64
 
     added = await api.ok(
-        "user", "AddKey", {"userId": bot.user_id, "publicKey": base64.b64encode(public_pem).decode()}
+        "user",
+        "AddKey",
+        {"userId": bot.user_id, "publicKey": base64.b64encode(public_pem).decode()},
     )
     bot.key_id = added["keyId"]
     r = await jwt_profile(api, bot, key=private, alg="ES256")
@@ -89,8 +94,13 @@ async def test_bad_assertions_are_invalid_grant(api: Api, kw: dict, words: str) 
 async def test_unsigned_assertions_are_refused(api: Api) -> None:
     bot = await machine(api, "none-bot", secret=False, key=True)
     now = int(time.time())
-    claims = {"iss": bot.user_id, "sub": bot.user_id, "aud": issuer(api), "iat": now,
-              "exp": now + 60}
+    claims = {
+        "iss": bot.user_id,
+        "sub": bot.user_id,
+        "aud": issuer(api),
+        "iat": now,
+        "exp": now + 60,
+    }
     unsigned = jwt.encode(claims, None, algorithm="none", headers={"kid": bot.key_id})
     r = await token(api, {"grant_type": JWT_BEARER, "assertion": unsigned})
     assert r.status_code == 400 and "alg none" in r.json()["error_description"]
@@ -108,7 +118,8 @@ async def test_hs256_signed_with_the_public_key_is_refused(api: Api) -> None:
     )
     now = int(time.time())
     forged = hs256_with_public_key(
-        bot, public_pem,
+        bot,
+        public_pem,
         {"iss": bot.user_id, "sub": bot.user_id, "aud": issuer(api), "iat": now, "exp": now + 60},
     )
     r = await token(api, {"grant_type": JWT_BEARER, "assertion": forged})
@@ -156,7 +167,9 @@ async def test_client_credentials_naming_no_client_are_ignored_but_wrong_secrets
     form = {"grant_type": JWT_BEARER, "assertion": assertion(bot, aud=issuer(api))}
     r = await token(api, form, auth=("None", "None"))
     assert r.status_code == 200, r.text
-    r = await token(api, {**form, "assertion": assertion(bot, aud=issuer(api)), "client_id": "None"})
+    r = await token(
+        api, {**form, "assertion": assertion(bot, aud=issuer(api)), "client_id": "None"}
+    )
     assert r.status_code == 200, r.text
     wrong = await token(
         api, {**form, "assertion": assertion(bot, aud=issuer(api))}, auth=(bot.username, "wrong")

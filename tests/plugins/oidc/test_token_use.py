@@ -153,11 +153,15 @@ async def test_userinfo_refuses_missing_bad_and_openid_less_tokens(api: Api) -> 
 
 async def test_role_claims_for_the_requested_projects(api: Api) -> None:
     shop = await project(api)
-    await api.ok("project", "AddProjectRole", {"projectId": shop, "roleKey": "reader",
-                                               "displayName": "Reader"})
+    await api.ok(
+        "project",
+        "AddProjectRole",
+        {"projectId": shop, "roleKey": "reader", "displayName": "Reader"},
+    )
     bot = await machine(api, "role-bot", token_type="jwt")
     await api.ok(
-        "authorization", "CreateAuthorization",
+        "authorization",
+        "CreateAuthorization",
         {"userId": bot.user_id, "projectId": shop, "roleKeys": ["reader"]},
     )
     scope = f"openid urn:zitadel:iam:org:project:roles urn:zitadel:iam:org:project:id:{shop}:aud"
@@ -172,9 +176,7 @@ async def test_role_claims_for_the_requested_projects(api: Api) -> None:
     assert claims["urn:zitadel:iam:org:project:roles"] == roles
 
 
-async def test_a_token_of_another_instance_is_refused_everywhere(
-    api: Api, tmp_path: Path
-) -> None:
+async def test_a_token_of_another_instance_is_refused_everywhere(api: Api, tmp_path: Path) -> None:
     other = await second_instance(api, tmp_path)
     async with other.client:
         bot_b = await machine(other, "b-bot", token_type="jwt")

@@ -95,8 +95,9 @@ async def test_a_next_key_younger_than_the_jwks_cache_is_not_activated(api: Api)
     # The active key is overdue, but the next key was published 1 minute ago.
     just_after = upcoming.created_at + timedelta(minutes=1)
     late_active = [
-        k if k.state != "active" else type(k)(**{**_fields(k), "activated_at": just_after
-                                                  - timedelta(days=60)})
+        k
+        if k.state != "active"
+        else type(k)(**{**_fields(k), "activated_at": just_after - timedelta(days=60)})
         for k in keys
     ]
     assert not rotation_due(late_active, just_after, settings)
@@ -108,9 +109,7 @@ def _fields(key):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize(("alg", "kty"), [("RS256", "RSA"), ("EdDSA", "OKP")])
-async def test_the_signing_algorithm_setting_chooses_new_keys(
-    api: Api, alg: str, kty: str
-) -> None:
+async def test_the_signing_algorithm_setting_chooses_new_keys(api: Api, alg: str, kty: str) -> None:
     provider = provider_of(api.runtime)
     settings = OIDCSettings(SigningAlgorithm=alg)
     provider.settings = settings
