@@ -97,11 +97,10 @@ async def _verified_jwt_id(provider: Provider, instance_id: str, token: str) -> 
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
         return None
-    kid = header.get("kid")
-    if not isinstance(kid, str) or header.get("typ", "").lower() not in (
-        "at+jwt",
-        "application/at+jwt",
-    ):
+    kid, typ = header.get("kid"), header.get("typ")
+    if not isinstance(kid, str) or not isinstance(typ, str):
+        return None
+    if typ.lower() not in ("at+jwt", "application/at+jwt"):
         return None
     key = await provider.keys.verification_key(instance_id, kid)
     if key is None or header.get("alg") != key.alg:

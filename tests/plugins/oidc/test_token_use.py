@@ -206,3 +206,26 @@ async def test_a_token_of_another_instance_is_refused_everywhere(api: Api, tmp_p
         assert keys_a and keys_b and not keys_a & keys_b
         issuer_b = (await other.client.get("/.well-known/openid-configuration")).json()["issuer"]
         assert issuer_b.startswith("http://b.example")
+
+
+async def test_forged_jwt_access_tokens_are_refused(api: Api) -> None:
+    import base64
+    import json
+
+    bot = await machine(api, "forged-bot", token_type="jwt")
+    genuine = (await client_credentials(api, bot))["access_token"]
+    header_b64, claims_b64, signature = genuine.split(".")
+
+    def part(value: dict) -> str:  # type: ignore[type-arg]
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    header = json.loads(base64.urlsafe_b64decode(header_b64 + "=="))
+    claims = json.loads(base64.urlsafe_b64decode(claims_b64 + "=="))
+    unsigned = f"{part({**header, 'alg': 'none'})}.{claims_b64}."
+    tampered = f"{header_b64}.{part({**claims, 'sub': api.admin_id})}.{signature}"
+    unknown_key = f"{part({**header, 'kid': 'nope'})}.{claims_b64}.{signature}"
+    for forged in (unsigned, tampered, unknown_key):
+        status, _ = await api.as_token(forged).call("org", "ListOrganizations", {})
+        assert status == 401
+        r = await api.client.get("/oidc/v1/userinfo", headers={"authorization": f"Bearer {forged}"})
+        assert r.status_code == 401
