@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, func
+from sqlalchemy import Boolean, ColumnElement, func
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement as _Element
 
 from donjon.core.api.connect import Message, invalid
 
@@ -61,6 +63,37 @@ def paging(
     return offset, limit, bool(query.asc)
 
 
+class PrefixRange(_Element[bool]):
+    """`column` lies in the range of strings starting with `prefix`, in binary order.
+
+    Added beside `LIKE 'prefix%'` so that SQLite, whose LIKE optimisation does
+    not apply to expressions such as lower(username), can use an index for a
+    prefix search. It compiles to TRUE elsewhere: PostgreSQL uses a
+    text_pattern_ops index for the LIKE itself, and its collations need not
+    sort a prefix's strings together.
+    """
+
+    type = Boolean()
+    inherit_cache = True
+
+    def __init__(self, column: Any, prefix: str) -> None:
+        self.column = column
+        self.prefix = prefix
+
+
+@compiles(PrefixRange)
+def _prefix_range_default(element: PrefixRange, compiler: Any, **kw: Any) -> str:
+    return "1 = 1"
+
+
+@compiles(PrefixRange, "sqlite")
+def _prefix_range_sqlite(element: PrefixRange, compiler: Any, **kw: Any) -> str:
+    low = element.prefix
+    high = low[:-1] + chr(ord(low[-1]) + 1)
+    expr = (element.column >= low) & (element.column < high)
+    return compiler.process(expr, **kw)
+
+
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -83,4 +116,7 @@ def text_condition(
         "CONTAINS": f"%{_escape(value)}%",
         "ENDS_WITH": f"%{_escape(value)}",
     }[kind]
-    return column.like(pattern, escape="\\")
+    condition = column.like(pattern, escape="\\")
+    if kind == "STARTS_WITH" and value and ord(value[-1]) < 0x10FFFF:
+        return condition & PrefixRange(column, value)
+    return condition

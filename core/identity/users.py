@@ -135,7 +135,22 @@ users_table = Table(
     Column("changed_at", UTCDateTime, nullable=False),
     Column("sequence", Integer, nullable=False),
 )
-Index("users_username_lower", users_table.c.instance_id, func.lower(users_table.c.username))
+# ListUsers' common searches and its default order. The lower() indexes use
+# text_pattern_ops on PostgreSQL so that `LIKE 'prefix%'` can use them under any
+# collation (SQLite gets a range condition instead, see api.queries).
+Index(
+    "users_username_lower",
+    users_table.c.instance_id,
+    func.lower(users_table.c.username).label("username_lower"),
+    postgresql_ops={"username_lower": "text_pattern_ops"},
+)
+Index(
+    "users_email_lower",
+    users_table.c.instance_id,
+    func.lower(users_table.c.email).label("email_lower"),
+    postgresql_ops={"email_lower": "text_pattern_ops"},
+)
+Index("users_created", users_table.c.instance_id, users_table.c.created_at, users_table.c.id)
 Index("users_owner", users_table.c.instance_id, users_table.c.resource_owner)
 
 personal_access_tokens_table = Table(
@@ -160,7 +175,7 @@ class UsersProjection(Projection):
     """`users` and `user_personal_access_tokens`, written in the push transaction."""
 
     name = "users"
-    version = 2
+    version = 3
     inline = True
     tables = (users_table, personal_access_tokens_table)
 
