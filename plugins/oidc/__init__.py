@@ -23,10 +23,11 @@ if TYPE_CHECKING:
 
 @hookimpl
 def register_event_types() -> list[type[Event]]:
+    from donjon.plugins.oidc import auth_request_events as auth_requests
     from donjon.plugins.oidc.keys import events as web_keys
     from donjon.plugins.oidc.tokens import events as tokens
 
-    return [*web_keys.EVENT_TYPES, *tokens.EVENT_TYPES]
+    return [*web_keys.EVENT_TYPES, *tokens.EVENT_TYPES, *auth_requests.EVENT_TYPES]
 
 
 @hookimpl
@@ -39,10 +40,18 @@ def register_settings() -> list[SettingsSection]:
 
 @hookimpl
 def register_projections() -> list[Projection]:
+    from donjon.plugins.oidc.auth_request_events import AuthRequestsProjection
     from donjon.plugins.oidc.keys.events import WebKeysProjection
     from donjon.plugins.oidc.tokens.events import AccessTokensProjection
 
-    return [WebKeysProjection(), AccessTokensProjection()]
+    return [WebKeysProjection(), AccessTokensProjection(), AuthRequestsProjection()]
+
+
+@hookimpl
+def register_api_services() -> list[Any]:
+    from donjon.plugins.oidc.oidc_service import service
+
+    return [service]
 
 
 @hookimpl

@@ -42,6 +42,14 @@ class OIDCSettings:
     MaxAssertionLifetime: timedelta = timedelta(hours=1)
     #: Tolerated clock difference when checking exp, iat and nbf of assertions.
     ClockSkew: timedelta = timedelta(seconds=10)
+    #: How long a browser has to log in and finish an auth request.
+    AuthRequestLifetime: timedelta = timedelta(hours=1)
+    #: How long an authorization code may be exchanged (RFC 9700: short).
+    CodeLifetime: timedelta = timedelta(seconds=60)
+    #: A refresh token not used for this long expires (ZITADEL: 30d).
+    RefreshTokenIdleLifetime: timedelta = timedelta(days=30)
+    #: A refresh token family ends this long after the login, used or not (ZITADEL: 90d).
+    RefreshTokenLifetime: timedelta = timedelta(days=90)
 
     def __post_init__(self) -> None:
         if self.SigningAlgorithm.lower() not in ("es256", "rs256", "eddsa"):
@@ -57,6 +65,10 @@ class OIDCSettings:
             "JwksCacheMaxAge",
             "KeyRotationPeriod",
             "MaxAssertionLifetime",
+            "AuthRequestLifetime",
+            "CodeLifetime",
+            "RefreshTokenIdleLifetime",
+            "RefreshTokenLifetime",
         ):
             _positive(self, name)
         if self.ClockSkew < timedelta(0):

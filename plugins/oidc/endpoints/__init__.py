@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from donjon.plugins.oidc.endpoints.authorize import authorize
 from donjon.plugins.oidc.endpoints.discovery import discovery
 from donjon.plugins.oidc.endpoints.introspection import introspect
 from donjon.plugins.oidc.endpoints.jwks import jwks
@@ -11,4 +12,4 @@ from donjon.plugins.oidc.endpoints.revocation import revoke
 from donjon.plugins.oidc.endpoints.token import token
 from donjon.plugins.oidc.endpoints.userinfo import userinfo
 
-ROUTES: list[Any] = [discovery, jwks, token, introspect, revoke, userinfo]
+ROUTES: list[Any] = [authorize, discovery, jwks, token, introspect, revoke, userinfo]
