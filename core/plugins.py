@@ -44,6 +44,7 @@ ENTRY_POINT_GROUP = "donjon.plugins"
 BUILTIN_PLUGINS: list[tuple[str, str, bool]] = [
     ("core", "donjon.core.builtin", True),
     ("oidc", "donjon.plugins.oidc", False),
+    ("login", "donjon.plugins.login", False),
 ]
 
 __all__ = [

@@ -157,6 +157,7 @@ def test_plugins_list_shows_name_version_source_and_state() -> None:
     assert result.returncode == 0, result.stderr
     assert table_rows(result.stdout) == [
         ["core", version("donjon"), "builtin", "enabled (core)"],
+        ["login", version("donjon"), "builtin", "enabled"],
         ["oidc", version("donjon"), "builtin", "enabled"],
         ["sample", SAMPLE_VERSION, f"entry point {SAMPLE_DIST}", "enabled"],
     ]
@@ -267,7 +268,8 @@ def test_an_unknown_plugin_name_fails_naming_it() -> None:
         get_plugin_manager(settings)
 
     assert str(failure.value) == (
-        "Plugins.nosuch: no plugin named 'nosuch' is installed (installed: core, oidc, sample)"
+        "Plugins.nosuch: no plugin named 'nosuch' is installed"
+        " (installed: core, login, oidc, sample)"
     )
 
 

@@ -1,0 +1,88 @@
+"""The OIDC plugin's auth requests, as the login sees them (optional: the login works alone).
+
+When the `oidc` plugin provides `donjon.plugins.oidc.auth_requests`, a login
+started by `/oauth/v2/authorize` (`?authRequest=<id>`) ends with
+`finish_auth_request` (the browser goes back to the client); without it, or
+without an auth request, the login ends on the signed-in page.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from donjon.core.runtime import Runtime
+
+ORG_SCOPE = re.compile(r"^urn:zitadel:iam:org:id:(.+)$")
+
+
+@dataclass(frozen=True)
+class LoginRequest:
+    """The parts of an auth request the login uses."""
+
+    id: str
+    scopes: list[str] = field(default_factory=list)
+    prompt: list[str] = field(default_factory=list)
+    login_hint: str = ""
+    raw: Any = None
+
+    @property
+    def org_id(self) -> str:
+        """The org the request's scope names (`urn:zitadel:iam:org:id:{id}`), else empty."""
+        for scope in self.scopes:
+            match = ORG_SCOPE.match(scope)
+            if match:
+                return match.group(1)
+        return ""
+
+
+def _module() -> Any:
+    try:
+        from donjon.plugins.oidc import auth_requests
+    except ImportError:
+        return None
+    return auth_requests
+
+
+def available() -> bool:
+    return _module() is not None
+
+
+def _get(obj: Any, key: str, default: Any) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(key, default)
+    return getattr(obj, key, default)
+
+
+async def load(runtime: Runtime, instance_id: str, auth_request_id: str) -> LoginRequest | None:
+    """The auth request when it exists and waits for a login; None otherwise."""
+    module = _module()
+    if not auth_request_id or module is None:
+        return None
+    async with runtime.db.read() as conn:
+        found = await module.get_auth_request(conn, instance_id, auth_request_id)
+    if found is None:
+        return None
+    state = _get(found, "state", "added")
+    if state not in ("added", "", None):
+        return None
+    return LoginRequest(
+        id=auth_request_id,
+        scopes=list(_get(found, "scopes", []) or []),
+        prompt=list(_get(found, "prompt", []) or []),
+        login_hint=str(_get(found, "login_hint", "") or ""),
+        raw=found,
+    )
+
+
+async def finish(
+    runtime: Runtime, instance_id: str, auth_request_id: str, session_id: str, token: str
+) -> str:
+    """The URL to send the browser back to the client with."""
+    module = _module()
+    assert module is not None
+    return str(
+        await module.finish_auth_request(runtime, instance_id, auth_request_id, session_id, token)
+    )
