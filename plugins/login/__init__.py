@@ -30,6 +30,7 @@ def register_routes() -> list[Any]:
     from donjon.plugins.login.pages_login import (
         accounts_form,
         accounts_submit,
+        cancel,
         login_form,
         login_submit,
         next_page,
@@ -51,6 +52,7 @@ def register_routes() -> list[Any]:
         accounts_submit,
         next_page,
         signed_in,
+        cancel,
         register_form,
         register_submit,
         reset_form,

@@ -26,6 +26,7 @@ class LoginRequest:
     scopes: list[str] = field(default_factory=list)
     prompt: list[str] = field(default_factory=list)
     login_hint: str = ""
+    app_name: str = ""
     raw: Any = None
 
     @property
@@ -73,6 +74,7 @@ async def load(runtime: Runtime, instance_id: str, auth_request_id: str) -> Logi
         scopes=list(_get(found, "scopes", []) or []),
         prompt=list(_get(found, "prompt", []) or []),
         login_hint=str(_get(found, "login_hint", "") or ""),
+        app_name=str(_get(found, "app_name", "") or ""),
         raw=found,
     )
 
@@ -85,4 +87,15 @@ async def finish(
     assert module is not None
     return str(
         await module.finish_auth_request(runtime, instance_id, auth_request_id, session_id, token)
+    )
+
+
+async def fail(
+    runtime: Runtime, instance_id: str, auth_request_id: str, error: str, description: str
+) -> str:
+    """End the auth request with an OAuth error; the URL to send the browser back with."""
+    module = _module()
+    assert module is not None
+    return str(
+        await module.fail_auth_request(runtime, instance_id, auth_request_id, error, description)
     )

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from litestar import Request, Response
 from litestar.response import Redirect
 
-from donjon.core.api.connect import Call
+from donjon.core.api.connect import Call, ConnectError
 from donjon.core.api.org_service import default_org_id
 from donjon.core.identity import policies
 from donjon.core.identity.policy_types import LoginPolicy, PasswordComplexity
@@ -120,6 +120,7 @@ class LoginContext:
     async def page(self, template: str, org_id: str | None = None, **values: Any) -> Response[Any]:
         brand = await render.branding(self.runtime, self.instance_id, org_id)
         values.setdefault("auth_request", self.auth_id if self.auth else "")
+        values.setdefault("app_name", self.auth.app_name if self.auth else "")
         values.setdefault("query", self.query())
         values.setdefault("new_query", self.query(new="1"))
         response = render.page(template, brand, csrf=self.csrf.token, **values)
@@ -155,8 +156,16 @@ class LoginContext:
             return await self.redirect(step.path + self.query(sessionId=session.id))
         if self.auth is not None:
             token = self.sessions.token(session.id) or ""
-            url = await auth_requests.finish(
-                self.runtime, self.instance_id, self.auth.id, session.id, token
-            )
+            try:
+                url = await auth_requests.finish(
+                    self.runtime, self.instance_id, self.auth.id, session.id, token
+                )
+            except ConnectError as exc:
+                return await self.page(
+                    "message.html",
+                    status=400,
+                    title="The application cannot be signed in to",
+                    text=exc.message.partition(": ")[2] or exc.message,
+                )
             return await self.finish_response(Redirect(url, status_code=303))
         return await self.redirect("/ui/login/signedin" + self.query(sessionId=session.id))

@@ -14,6 +14,7 @@ from typing import Any
 
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
+from litestar.response import Redirect
 from sqlalchemy import select
 
 from donjon.core.api.connect import ConnectError
@@ -28,6 +29,7 @@ from donjon.core.identity.session_commands import (
 from donjon.core.identity.sessions import SessionState
 from donjon.core.identity.users import LOCKED, UserState, users_table
 from donjon.core.runtime import Runtime
+from donjon.plugins.login import auth_requests
 from donjon.plugins.login.flow import LoginContext
 
 WRONG_PASSWORD = "The password is wrong."
@@ -375,3 +377,24 @@ async def signed_in(
         session_id=state.id,
         now=datetime.now(UTC),
     )
+
+
+@post("/ui/login/cancel", status_code=200)
+async def cancel(
+    request: Request[Any, Any, Any],
+    runtime: NamedDependency[Runtime],
+    instance_id: NamedDependency[str],
+) -> Response[Any]:
+    """Give up the auth request: back to the client with `error=access_denied`."""
+    ctx = await LoginContext.of(request, runtime, instance_id)
+    if not await ctx.csrf_valid():
+        return await ctx.refused()
+    if ctx.auth is None:
+        return await ctx.redirect("/ui/login/login")
+    try:
+        url = await auth_requests.fail(
+            runtime, instance_id, ctx.auth.id, "access_denied", "the user cancelled the login"
+        )
+    except ConnectError:
+        return await ctx.redirect("/ui/login/login")
+    return await ctx.finish_response(Redirect(url, status_code=303))
