@@ -283,6 +283,8 @@ async def measure(
                 }
                 print(store, clients, result[f"create_{clients}"], flush=True)
             result["seed_s"] = round(await seed(runtime, where, args.users), 1)
+            # What the server does every 10 minutes on SQLite (PostgreSQL: autovacuum).
+            await runtime.db.analyze()
             result["users"] = args.users
             lists: dict[str, Any] = {}
             for name, body in LIST_QUERIES.items():

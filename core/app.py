@@ -54,6 +54,9 @@ def create_app(runtime: Runtime, *, run_projections: bool = True) -> Edge:
 
     async def startup() -> None:
         await call_all(runtime.pm.hook.on_startup, runtime=runtime)
+        if not runtime.db.is_postgres:
+            task = asyncio.create_task(_analyze_periodically(runtime), name="sqlite analyze")
+            runner.append(task)
         if run_projections and runtime.runner.projections:
             task = asyncio.create_task(runtime.runner.run(), name="async projection runner")
             task.add_done_callback(_report_runner_end)
@@ -76,7 +79,7 @@ def create_app(runtime: Runtime, *, run_projections: bool = True) -> Edge:
                 pass
             except Exception:
                 pass  # already logged by _report_runner_end
-            log.info("async projection runner stopped")
+            log.info("%s stopped", task.get_name())
         await call_all(runtime.pm.hook.on_shutdown, isolate=True, runtime=runtime)
         await runtime.db.dispose()
 
@@ -104,6 +107,19 @@ def create_app(runtime: Runtime, *, run_projections: bool = True) -> Edge:
         openapi_config=None,
     )
     return Edge(app, runtime)
+
+
+ANALYZE_EVERY = 600.0  # seconds
+
+
+async def _analyze_periodically(runtime: Runtime) -> None:
+    """Keep SQLite's planner statistics fresh as tables grow (see Database.analyze)."""
+    while True:
+        await asyncio.sleep(ANALYZE_EVERY)
+        try:
+            await runtime.db.analyze()
+        except Exception:
+            log.warning("refreshing SQLite's planner statistics failed", exc_info=True)
 
 
 def api_routes(runtime: Runtime) -> list[Any]:

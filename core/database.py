@@ -126,6 +126,21 @@ class Database:
             async with conn.begin():
                 yield conn
 
+    async def analyze(self) -> None:
+        """Refresh the query planner's statistics (SQLite; PostgreSQL's autovacuum does it).
+
+        Without them SQLite cannot tell a selective index from the one that
+        gives the sort order for free, and scans a whole table to find one
+        row. `analysis_limit` samples each index, so this takes milliseconds
+        at any size.
+        """
+        if self.is_postgres:
+            return
+        async with self.engine.connect() as conn:
+            await conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+            await conn.exec_driver_sql("ANALYZE")
+            await conn.commit()
+
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))

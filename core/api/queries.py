@@ -75,6 +75,8 @@ class PrefixRange(_Element[bool]):
 
     type = Boolean()
     inherit_cache = True
+    # A comparison already: no `= 1` around it on SQLite.
+    _is_implicitly_boolean = True
 
     def __init__(self, column: Any, prefix: str) -> None:
         self.column = column
@@ -91,7 +93,7 @@ def _prefix_range_sqlite(element: PrefixRange, compiler: Any, **kw: Any) -> str:
     low = element.prefix
     high = low[:-1] + chr(ord(low[-1]) + 1)
     expr = (element.column >= low) & (element.column < high)
-    return compiler.process(expr, **kw)
+    return f"({compiler.process(expr, **kw)})"
 
 
 def _escape(value: str) -> str:

@@ -150,6 +150,7 @@ Index(
     func.lower(users_table.c.email).label("email_lower"),
     postgresql_ops={"email_lower": "text_pattern_ops"},
 )
+Index("users_username", users_table.c.instance_id, users_table.c.username)
 Index("users_created", users_table.c.instance_id, users_table.c.created_at, users_table.c.id)
 Index("users_owner", users_table.c.instance_id, users_table.c.resource_owner)
 

@@ -141,6 +141,8 @@ class SetupRunner:
             if await self.run_step(migration):
                 ran.append(migration.name)
         log.info("setup completed (%d step(s) run, %d up to date)", len(ran), len(steps) - len(ran))
+        if ran:
+            await self.runtime.db.analyze()  # rebuilt tables: fresh planner statistics
         return ran
 
     async def run_step(self, migration: Migration) -> bool:
