@@ -84,6 +84,17 @@ def add_user(server: DonjonServer, username: str, email: str) -> str:
     return str(response.json()["userId"])
 
 
+def management(server: DonjonServer, service: str, method: str, body: dict[str, Any]) -> Any:
+    response = httpx.post(
+        f"{server.url}/zitadel.{service}/{method}",
+        headers={"authorization": f"Bearer {server.pat}"},
+        json=body,
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def sign_in(page: Any, url: str, login_name: str, password: str) -> None:
     page.goto(f"{url}/ui/login/login?new=1")
     page.get_by_label("Login name").fill(login_name)
@@ -154,3 +165,64 @@ def test_log_in_register_reset_a_password_and_log_out(
     sign_in(page, url, "alice", new_password)
     assert page.locator("h1").inner_text() == "Signed in"
     sign_out(page)
+
+
+def test_the_oidc_code_flow_through_the_login_pages(
+    login_server: DonjonServer,
+    page: Any,
+) -> None:
+    """authorize -> the login pages -> back to the client's redirect URI with a code."""
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    url = login_server.url
+    add_user(login_server, "alice", "alice@example.com")
+    project_id = management(
+        login_server, "project.v2.ProjectService", "CreateProject", {"name": "Shop"}
+    )["projectId"]
+    app = management(
+        login_server,
+        "application.v2.ApplicationService",
+        "CreateApplication",
+        {
+            "projectId": project_id,
+            "name": "web",
+            "oidcConfiguration": {
+                "redirectUris": ["https://app.example.com/callback"],
+                "responseTypes": ["OIDC_RESPONSE_TYPE_CODE"],
+                "grantTypes": ["OIDC_GRANT_TYPE_AUTHORIZATION_CODE"],
+                "applicationType": "OIDC_APP_TYPE_WEB",
+                "authMethodType": "OIDC_AUTH_METHOD_TYPE_BASIC",
+            },
+        },
+    )
+    client_id = app["oidcConfiguration"]["clientId"]
+    landed: list[str] = []
+
+    def client_callback(route: Any) -> None:
+        landed.append(route.request.url)
+        route.fulfill(status=200, content_type="text/html", body="<h1>client</h1>")
+
+    page.route("https://app.example.com/**", client_callback)
+    query = urlencode(
+        {
+            "client_id": client_id,
+            "redirect_uri": "https://app.example.com/callback",
+            "response_type": "code",
+            "scope": "openid profile",
+            "state": "browser-state",
+            "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            "code_challenge_method": "S256",
+        }
+    )
+    page.goto(f"{url}/oauth/v2/authorize?{query}")
+    assert "/ui/login/login" in page.url
+    assert page.locator("#appName").inner_text() == "web"
+    page.get_by_label("Login name").fill("alice")
+    page.get_by_role("button", name="Next").click()
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("https://app.example.com/**")
+
+    assert landed, page.url
+    params = {k: v[0] for k, v in parse_qs(urlsplit(landed[0]).query).items()}
+    assert params["code"] and params["state"] == "browser-state"
