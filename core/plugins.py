@@ -109,13 +109,20 @@ class DonjonPluginManager(pluggy.PluginManager):
         Raises PluginError when the name (compared case-insensitively) is
         taken, when the plugin implements a hook donjon does not have, takes
         an argument its hook does not pass, or declares a hook wrapper.
+
+        A plugin may add hooks of its own for plugins registered after it:
+        its attribute `HOOKSPECS` (a class or module of `@hookspec`
+        functions) is added first, as the login plugin's `register_login_steps`.
         """
         taken = self.find(info.name)
         if taken is not None:
             raise PluginError(
                 f"two plugins are named {info.name!r} ({self.infos[taken].source}, {info.source})"
             )
+        specs = getattr(plugin, "HOOKSPECS", None)
         try:
+            if specs is not None:
+                self.add_hookspecs(specs)
             self.register(plugin, name=info.name)
         except (ValueError, pluggy.PluginValidationError) as exc:
             raise PluginError(

@@ -12,9 +12,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from donjon.core import hookimpl
+from donjon.plugins.login.steps import LoginHookSpecs
 
 if TYPE_CHECKING:
     from donjon.core.plugins import SettingsSection
+    from donjon.plugins.login.steps import LoginStep
+
+#: The hooks this plugin adds (see `steps`): `register_login_steps`.
+HOOKSPECS = LoginHookSpecs
 
 
 @hookimpl
@@ -27,6 +32,7 @@ def register_settings() -> list[SettingsSection]:
 
 @hookimpl
 def register_routes() -> list[Any]:
+    from donjon.plugins.login.pages_change import change_form, change_submit
     from donjon.plugins.login.pages_login import (
         accounts_form,
         accounts_submit,
@@ -61,5 +67,14 @@ def register_routes() -> list[Any]:
         set_submit,
         logout_form,
         logout_submit,
+        change_form,
+        change_submit,
         stylesheet,
     ]
+
+
+@hookimpl
+def register_login_steps() -> list[LoginStep]:
+    from donjon.plugins.login.pages_change import PASSWORD_CHANGE
+
+    return [PASSWORD_CHANGE]

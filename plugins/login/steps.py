@@ -11,7 +11,8 @@ when none is needed, finishes the login (back to the client, or the
 signed-in page).
 
 Plugins contribute steps through the `register_login_steps()` hook, a hook
-this plugin adds to the plugin manager (see `LoginHookSpecs`):
+this plugin adds to the plugin manager (`HOOKSPECS = LoginHookSpecs` in its
+module: plugins registered after it, built-in or installed, may implement it):
 
     @hookimpl
     def register_login_steps() -> list[LoginStep]:
@@ -27,15 +28,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
-import pluggy
-
+from donjon.core.hookspecs import hookspec
 from donjon.core.plugins import collect
 
 if TYPE_CHECKING:
     from donjon.core.identity.sessions import SessionState
     from donjon.core.runtime import Runtime
-
-hookspec = pluggy.HookspecMarker("donjon")
 
 
 @dataclass(frozen=True)
@@ -66,7 +64,11 @@ class LoginStep:
 class LoginHookSpecs:
     @hookspec
     def register_login_steps(self) -> list[LoginStep]:  # type: ignore[empty-body]
-        """Return the login steps this plugin adds after the password, in order."""
+        """Return the login steps this plugin adds after the password, in order.
+
+        Steps of earlier-registered plugins come first; the login plugin's own
+        `password_change` (a password the user must change) is the first.
+        """
 
 
 _registries: WeakKeyDictionary[Any, list[LoginStep]] = WeakKeyDictionary()
@@ -77,10 +79,8 @@ def login_steps(runtime: Runtime) -> list[LoginStep]:
     found = _registries.get(runtime.pm)
     if found is not None:
         return found
-    if not hasattr(runtime.pm.hook, "register_login_steps") or (
-        runtime.pm.hook.register_login_steps.spec is None
-    ):
-        runtime.pm.add_hookspecs(LoginHookSpecs)
+    if not hasattr(runtime.pm.hook, "register_login_steps"):
+        runtime.pm.add_hookspecs(LoginHookSpecs)  # a manager built without this plugin
     steps = list(collect(runtime.pm.hook.register_login_steps))
     _registries[runtime.pm] = steps
     return steps
