@@ -26,8 +26,14 @@ def register_event_types() -> list[type[Event]]:
     from donjon.plugins.oidc import auth_request_events as auth_requests
     from donjon.plugins.oidc.keys import events as web_keys
     from donjon.plugins.oidc.tokens import events as tokens
+    from donjon.plugins.oidc.tokens import refresh
 
-    return [*web_keys.EVENT_TYPES, *tokens.EVENT_TYPES, *auth_requests.EVENT_TYPES]
+    return [
+        *web_keys.EVENT_TYPES,
+        *tokens.EVENT_TYPES,
+        *refresh.EVENT_TYPES,
+        *auth_requests.EVENT_TYPES,
+    ]
 
 
 @hookimpl
@@ -43,8 +49,14 @@ def register_projections() -> list[Projection]:
     from donjon.plugins.oidc.auth_request_events import AuthRequestsProjection
     from donjon.plugins.oidc.keys.events import WebKeysProjection
     from donjon.plugins.oidc.tokens.events import AccessTokensProjection
+    from donjon.plugins.oidc.tokens.refresh import RefreshTokensProjection
 
-    return [WebKeysProjection(), AccessTokensProjection(), AuthRequestsProjection()]
+    return [
+        WebKeysProjection(),
+        AccessTokensProjection(),
+        AuthRequestsProjection(),
+        RefreshTokensProjection(),
+    ]
 
 
 @hookimpl

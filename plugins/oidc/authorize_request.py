@@ -211,7 +211,9 @@ async def check_authorize_request(
         check_challenge(
             params.get("code_challenge", ""),
             params.get("code_challenge_method", ""),
-            public_client=app["auth_method_type"] == AuthorizeRequest.PUBLIC,
+            # PKCE binds a code; the implicit flow has none.
+            public_client=app["auth_method_type"] == AuthorizeRequest.PUBLIC
+            and response_type == CODE,
         )
         scopes = await check_scopes(conn, instance_id, params.get("scope"))
         nonce = _short(params, "nonce")

@@ -2,7 +2,8 @@
 
 The client authenticates (a public app by its client id). A token it was
 issued is revoked (`oidc_session.access_token.revoked`) and from then on
-neither introspects active nor authenticates anything. Unknown, expired or
+neither introspects active nor authenticates anything. A refresh token's
+revocation revokes its whole family (`oidc_session.revoked`). Unknown, expired or
 already revoked tokens get the same empty 200 (RFC 7009 §2.2); a token
 issued to another client is refused (`invalid_request`), as
 node-oidc-provider does. `token_type_hint` is accepted and not needed.
@@ -29,8 +30,9 @@ from donjon.plugins.oidc.errors import (
 from donjon.plugins.oidc.forms import read_form
 from donjon.plugins.oidc.issuer import REVOKE_PATH, issuer_of
 from donjon.plugins.oidc.provider import provider_of
-from donjon.plugins.oidc.tokens.events import AGGREGATE, AccessTokenRevoked
+from donjon.plugins.oidc.tokens.events import AGGREGATE, AccessTokenRevoked, OIDCSessionRevoked
 from donjon.plugins.oidc.tokens.lookup import ActiveToken, active_token
+from donjon.plugins.oidc.tokens.refresh import find_refresh_token
 
 
 @post(REVOKE_PATH)
@@ -57,9 +59,28 @@ async def revoke(
             revoked = AccessTokenRevoked(token_id=found.token_id, client_id=client.client_id)
             session = Aggregate(AGGREGATE, found.session_id, instance_id, found.org_id)
             await runtime.store.push(AggregateChanges(session, [revoked]), creator=found.user_id)
+        else:
+            await revoke_refresh_token(runtime, instance_id, client, form["token"])
     except OAuthError as exc:
         return error_response(exc)
     return Response(None, status_code=200, headers=NO_STORE)
+
+
+async def revoke_refresh_token(
+    runtime: Runtime, instance_id: str, client: Client, token: str
+) -> None:
+    """Revoking a refresh token revokes its family (RFC 7009 §2.1: and the access
+    tokens of the same grant)."""
+    async with runtime.db.read() as conn:
+        record = await find_refresh_token(conn, instance_id, token)
+    if record is None or record.revoked:
+        return
+    if record.client_id != client.client_id:
+        raise InvalidRequest("this token was not issued to this client")
+    session = Aggregate(AGGREGATE, record.session_id, instance_id, "")
+    await runtime.store.push(
+        AggregateChanges(session, [OIDCSessionRevoked(reason="revoked")]), creator=record.user_id
+    )
 
 
 def issued_to(client: Client, token: ActiveToken) -> bool:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from donjon.plugins.oidc.grants.authorization_code import AuthorizationCodeGrant
 from donjon.plugins.oidc.grants.base import Grant
 from donjon.plugins.oidc.grants.client_credentials import ClientCredentialsGrant
 from donjon.plugins.oidc.grants.jwt_bearer import JWTBearerGrant
+from donjon.plugins.oidc.grants.refresh_token import RefreshTokenGrant
 
 GRANTS: dict[str, type[Grant]] = {
-    grant.GRANT_TYPE: grant for grant in (ClientCredentialsGrant, JWTBearerGrant)
+    grant.GRANT_TYPE: grant
+    for grant in (
+        AuthorizationCodeGrant,
+        RefreshTokenGrant,
+        ClientCredentialsGrant,
+        JWTBearerGrant,
+    )
 }
 
 __all__ = ["GRANTS", "Grant"]

@@ -23,7 +23,7 @@ from donjon.core.events import Event, StoredEvent
 from donjon.core.eventstore.schema import UTCDateTime
 from donjon.core.identity.users import parse_time
 from donjon.core.projections.base import Projection, handles, projection_metadata
-from donjon.core.projections.statements import Patch, Put, RemoveWhere
+from donjon.core.projections.statements import Patch, PatchWhere, Put, RemoveWhere
 
 AGGREGATE = "oidc_session"
 BEARER, JWT = "bearer", "jwt"
@@ -60,7 +60,30 @@ class AccessTokenRevoked(Event):
     client_id: str = ""
 
 
-EVENT_TYPES: list[type[Event]] = [OIDCSessionAdded, AccessTokenRevoked]
+@dataclass(frozen=True)
+class AccessTokenAdded(OIDCSessionAdded):
+    """A further access token of an existing session (a refresh)."""
+
+    TYPE = "oidc_session.access_token.added"
+    AGGREGATE_TYPE = AGGREGATE
+
+
+@dataclass(frozen=True)
+class OIDCSessionRevoked(Event):
+    """Every token of the session stops working: an authorization code or refresh
+    token was used twice (RFC 9700 §4.2.1, §4.14.2), or the family was revoked."""
+
+    TYPE = "oidc_session.revoked"
+    AGGREGATE_TYPE = AGGREGATE
+    reason: str = ""
+
+
+EVENT_TYPES: list[type[Event]] = [
+    OIDCSessionAdded,
+    AccessTokenRevoked,
+    AccessTokenAdded,
+    OIDCSessionRevoked,
+]
 
 access_tokens_table = Table(
     "oidc_access_tokens",
@@ -99,7 +122,7 @@ class AccessTokensProjection(Projection):
     inline = True
     tables = (access_tokens_table,)
 
-    @handles(OIDCSessionAdded.TYPE)
+    @handles(OIDCSessionAdded.TYPE, AccessTokenAdded.TYPE)
     def added(self, e: StoredEvent):  # type: ignore[no-untyped-def]
         p = e.payload
         return [
@@ -131,6 +154,16 @@ class AccessTokensProjection(Projection):
             Patch(
                 access_tokens_table,
                 {"instance_id": e.instance_id, "id": e.payload["token_id"]},
+                {"revoked": True},
+            )
+        ]
+
+    @handles(OIDCSessionRevoked.TYPE)
+    def session_revoked(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return [
+            PatchWhere(
+                access_tokens_table,
+                {"instance_id": e.instance_id, "session_id": e.aggregate_id},
                 {"revoked": True},
             )
         ]

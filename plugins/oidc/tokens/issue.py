@@ -10,6 +10,8 @@ introspection work the same for both.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -60,11 +62,45 @@ async def issue_access_token(
     `user` is the subject's `users` row; `extra_claims` go into a JWT access
     token (role claims, for instance) and are ignored for an opaque one.
     """
+    issued, event = await build_access_token(
+        provider,
+        issuer,
+        user=user,
+        client_id=client_id,
+        grant_type=grant_type,
+        scope=scope,
+        token_type=token_type,
+        auth_methods=auth_methods,
+        extra_claims=extra_claims,
+    )
+    session = Aggregate(AGGREGATE, ids.new_id(), issuer.instance_id, user["resource_owner"])
+    await provider.runtime.store.push(
+        AggregateChanges(session, [event], expected_sequence=0), creator=user["id"]
+    )
+    return issued
+
+
+async def build_access_token(
+    provider: Provider,
+    issuer: Issuer,
+    *,
+    user: dict[str, Any],
+    client_id: str,
+    grant_type: str,
+    scope: GrantedScope,
+    token_type: str,
+    auth_methods: list[str],
+    extra_claims: dict[str, Any] | None = None,
+    audience: list[str] | None = None,
+) -> tuple[IssuedToken, OIDCSessionAdded]:
+    """The access token and the event that records it, for the caller to push
+    (as `oidc_session.added`, or as `AccessTokenAdded` to an existing session)."""
     lifetime = provider.settings.AccessTokenLifetime
     now = datetime.now(UTC).replace(microsecond=0)
     expires = now + lifetime
     token_id = ids.new_id()
-    audience = scope.audience(client_id, issuer.instance_id)
+    if audience is None:
+        audience = scope.audience(client_id, issuer.instance_id)
     if token_type == JWT:
         claims = {
             **(extra_claims or {}),
@@ -96,11 +132,8 @@ async def issue_access_token(
         scopes=list(scope.scopes),
         auth_methods=auth_methods,
     )
-    session = Aggregate(AGGREGATE, ids.new_id(), issuer.instance_id, user["resource_owner"])
-    await provider.runtime.store.push(
-        AggregateChanges(session, [event], expected_sequence=0), creator=user["id"]
-    )
-    return IssuedToken(token, token_id, token_type, int(lifetime.total_seconds()), audience)
+    issued = IssuedToken(token, token_id, token_type, int(lifetime.total_seconds()), audience)
+    return issued, event
 
 
 async def sign(provider: Provider, instance_id: str, claims: dict[str, Any], typ: str) -> str:
@@ -116,8 +149,14 @@ async def issue_id_token(
     user_claims: dict[str, Any],
     client_id: str,
     audience: list[str],
+    auth_time: int | None = None,
+    nonce: str = "",
+    amr: list[str] | None = None,
+    access_token: str = "",
+    sid: str = "",
 ) -> str:
-    """An ID token for the subject of `user_claims` (which holds `sub`)."""
+    """An ID token for the subject of `user_claims` (which holds `sub`), with
+    `nonce`, `amr`, `at_hash` (of `access_token`) and `sid` when given."""
     now = int(time.time())
     lifetime: timedelta = provider.settings.IdTokenLifetime
     claims = {
@@ -127,7 +166,23 @@ async def issue_id_token(
         "azp": client_id,
         "exp": now + int(lifetime.total_seconds()),
         "iat": now,
-        "auth_time": now,
+        "auth_time": auth_time if auth_time is not None else now,
         "client_id": client_id,
     }
-    return await sign(provider, issuer.instance_id, claims, "JWT")
+    if nonce:
+        claims["nonce"] = nonce
+    if amr:
+        claims["amr"] = amr
+    if sid:
+        claims["sid"] = sid
+    key, private = await provider.keys.signing_key(issuer.instance_id)
+    if access_token:
+        claims["at_hash"] = token_hash(access_token, key.alg)
+    return jwt.encode(claims, private, algorithm=key.alg, headers={"kid": key.id, "typ": "JWT"})  # type: ignore[arg-type]
+
+
+def token_hash(token: str, alg: str) -> str:
+    """OIDC Core §3.1.3.6 `at_hash`: the left half of the token's hash, base64url.
+    SHA-256 for ES256 and RS256; SHA-512 for EdDSA (Ed25519), as OpenID's errata do."""
+    digest = (hashlib.sha512 if alg == "EdDSA" else hashlib.sha256)(token.encode()).digest()
+    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()

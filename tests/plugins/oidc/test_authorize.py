@@ -335,3 +335,36 @@ async def test_native_apps_may_use_any_loopback_port(api: Api) -> None:
         },
     )
     assert r.status_code == 400
+
+
+async def test_the_implicit_flow_for_an_app_that_allows_it(api: Api) -> None:
+    app = await oidc_app(
+        api,
+        responseTypes=["OIDC_RESPONSE_TYPE_ID_TOKEN_TOKEN", "OIDC_RESPONSE_TYPE_ID_TOKEN"],
+        grantTypes=["OIDC_GRANT_TYPE_IMPLICIT"],
+        applicationType="OIDC_APP_TYPE_USER_AGENT",
+        authMethodType="OIDC_AUTH_METHOD_TYPE_NONE",
+    )
+    await add_person(api)
+    params = {
+        "client_id": app.client_id,
+        "redirect_uri": REDIRECT,
+        "scope": "openid",
+        "state": "s",
+    }
+    got = await error_of(api, {**params, "response_type": "id_token token"})
+    assert got["error"] == "invalid_request" and "nonce" in got["error_description"]
+    got = await error_of(api, {**params, "response_type": "code"})
+    assert got["error"] == "unauthorized_client"
+    r = await authorize(api, {**params, "response_type": "id_token token", "nonce": "n"})
+    auth_request_id = query_of(r.headers["location"])["authRequest"]
+    url = await callback(api, auth_request_id, await session(api))
+    assert query_of(url) == {}
+    fragment = fragment_of(url)
+    assert fragment["state"] == "s" and fragment["iss"] == issuer(api)
+    assert fragment["token_type"] == "Bearer" and fragment["access_token"]
+    import jwt
+
+    claims = jwt.decode(fragment["id_token"], options={"verify_signature": False})
+    assert claims["nonce"] == "n" and claims["at_hash"]
+    assert "code" not in fragment and "refresh_token" not in fragment

@@ -24,6 +24,9 @@ async def test_discovery_names_the_issuer_of_the_request_host_and_zitadels_paths
     assert doc["jwks_uri"] == f"{issuer}/oauth/v2/keys"
     assert doc["authorization_endpoint"] == f"{issuer}/oauth/v2/authorize"
     assert set(doc["grant_types_supported"]) == {
+        "authorization_code",
+        "refresh_token",
+        "implicit",
         "client_credentials",
         "urn:ietf:params:oauth:grant-type:jwt-bearer",
     }
