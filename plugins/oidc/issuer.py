@@ -24,6 +24,7 @@ INTROSPECT_PATH = "/oauth/v2/introspect"
 REVOKE_PATH = "/oauth/v2/revoke"
 KEYS_PATH = "/oauth/v2/keys"
 USERINFO_PATH = "/oidc/v1/userinfo"
+END_SESSION_PATH = "/oidc/v1/end_session"
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from donjon.plugins.oidc.grants import GRANTS
 from donjon.plugins.oidc.issuer import (
     AUTHORIZE_PATH,
     DISCOVERY_PATH,
+    END_SESSION_PATH,
     INTROSPECT_PATH,
     KEYS_PATH,
     REVOKE_PATH,
@@ -78,6 +79,7 @@ def configuration(issuer: Issuer) -> dict[str, Any]:
         "userinfo_endpoint": issuer.endpoint(USERINFO_PATH),
         "revocation_endpoint": issuer.endpoint(REVOKE_PATH),
         "jwks_uri": issuer.endpoint(KEYS_PATH),
+        "end_session_endpoint": issuer.endpoint(END_SESSION_PATH),
         "scopes_supported": list(SCOPES),
         "response_types_supported": ["code", "id_token", "id_token token"],
         "response_modes_supported": ["query", "fragment"],
