@@ -47,6 +47,7 @@ def register_routes() -> list[Any]:
     from donjon.plugins.login.pages_logout import logout_form, logout_submit
     from donjon.plugins.login.pages_register import register_form, register_submit
     from donjon.plugins.login.pages_reset import reset_form, reset_submit, set_form, set_submit
+    from donjon.plugins.login.pages_verify import verify_form, verify_submit
     from donjon.plugins.login.static import stylesheet
 
     return [
@@ -69,6 +70,8 @@ def register_routes() -> list[Any]:
         logout_submit,
         change_form,
         change_submit,
+        verify_form,
+        verify_submit,
         stylesheet,
     ]
 

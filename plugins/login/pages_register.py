@@ -5,6 +5,8 @@ scope), else to the instance's default org; that org's login policy must
 allow registering and its password complexity policy applies. The user is
 made by the UserService's own planning (`plan_human`), with the new user as
 creator; then a session with user and password checked continues the login.
+With email set up, the address's verification code is mailed
+(`pages_verify`); a failed mail does not stop the registration.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from donjon.core.identity.session_commands import SessionChanges, create_session
 from donjon.core.runtime import Runtime
 from donjon.plugins.login.flow import LoginContext
 from donjon.plugins.login.pages_login import browser_agent
+from donjon.plugins.login.pages_verify import send_verification
+from donjon.plugins.login.settings import login_settings
 
 FIELDS = ("givenName", "familyName", "email", "username")
 # UserService paths -> the form's words.
@@ -142,6 +146,7 @@ async def register_submit(
     if problems:
         return await register_page(ctx, org_id, error=problems, status=400)
     call = ctx.call()
+    smtp = login_settings(runtime).SMTPConfiguration
     try:
         planned = await plan_human(
             call,
@@ -149,7 +154,8 @@ async def register_submit(
             user_id=None,
             username=ctx.param("username") or None,
             profile=Profile(given_name=ctx.param("givenName"), family_name=ctx.param("familyName")),
-            email=SetEmail(email=ctx.param("email")),
+            # With email on, the verification code comes back here to be mailed.
+            email=SetEmail(email=ctx.param("email"), return_code={} if smtp.enabled else None),
             phone=None,
             password=Password(password=password),
             hashed=None,
@@ -158,6 +164,8 @@ async def register_submit(
         await runtime.store.push(planned.changes, creator=planned.user_id)
     except ConnectError as exc:
         return await register_page(ctx, org_id, error=friendly(exc), status=400)
+    if planned.email_code:
+        await send_verification(ctx, planned.user_id, org_id, planned.email_code)
     try:
         result = await create_session(
             runtime,

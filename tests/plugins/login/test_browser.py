@@ -1,7 +1,9 @@
 """The hosted login in a real browser: headless Chromium (Debian's /usr/bin/chromium,
 driven by Playwright) against a real donjon process, mail caught by a local SMTP sink.
 
-Logs in, self-registers, resets a password through the emailed link, logs out.
+Logs in, self-registers (and verifies the email through the mailed link), resets a
+password through the emailed link, logs out; and the OIDC code flow from
+/oauth/v2/authorize through the pages back to the client.
 Skipped when Chromium or Playwright is missing.
 """
 
@@ -138,6 +140,15 @@ def test_log_in_register_reset_a_password_and_log_out(
     assert page.locator("h1").inner_text() == "Signed in"
     assert page.locator("#displayName").inner_text() == "Rita Browser"
     sign_out(page)
+    welcome = smtp_sink.wait_sync(1)
+    assert welcome["To"] == "rita@example.com"
+    verify = re.search(
+        r"(http://\S+/ui/login/email/verify\?\S+)", welcome.get_payload(decode=True).decode()
+    )
+    assert verify
+    page.goto(verify.group(1))
+    page.get_by_role("button", name="Verify").click()
+    assert page.locator("h1").inner_text() == "Email verified"
 
     # Password reset through the emailed link.
     page.goto(f"{url}/ui/login/login?new=1")
@@ -146,7 +157,7 @@ def test_log_in_register_reset_a_password_and_log_out(
     page.get_by_role("link", name="Forgot your password?").click()
     page.get_by_role("button", name="Send the code").click()
     assert page.locator("#sent").is_visible()
-    mail = smtp_sink.wait_sync()
+    mail = smtp_sink.wait_sync(2)
     assert mail["To"] == "alice@example.com"
     body = mail.get_payload(decode=True).decode()
     link = re.search(r"(http://\S+/ui/login/password/set\?\S+)", body)

@@ -372,3 +372,39 @@ async def test_password_reset_hidden_by_the_login_policy(api, browser, smtp_sink
     assert "Forgot your password?" not in page.text
     assert reset.status_code == 403
     assert smtp_sink.messages == []
+
+
+async def test_registration_mails_a_link_that_verifies_the_email(
+    api, browser, smtp_sink: SmtpSink
+) -> None:
+    await browser.get("/ui/login/register")
+    await browser.submit(
+        "/ui/login/register",
+        {
+            "givenName": "Vera",
+            "familyName": "Verified",
+            "email": "vera@example.com",
+            "username": "vera",
+            "password": PASSWORD,
+            "passwordConfirm": PASSWORD,
+        },
+    )
+    mail = await smtp_sink.wait()
+    assert mail["To"] == "vera@example.com"
+    body = mail.get_payload(decode=True).decode()
+    link = re.search(r"(http://\S+/ui/login/email/verify\?\S+)", body).group(1)
+
+    form = await browser.get(link[link.index("/ui/") :])
+    wrong = await browser.submit(
+        "/ui/login/email/verify", {"userId": hidden(form, "userId"), "code": "nope"}
+    )
+    await browser.get(link[link.index("/ui/") :])
+    done = await browser.submit(
+        "/ui/login/email/verify",
+        {"userId": hidden(form, "userId"), "code": hidden(form, "code")},
+    )
+
+    assert wrong.status_code == 400 and "wrong or expired" in wrong.text
+    assert "vera@example.com is verified" in done.text
+    user = await api.ok("user", "GetUserByID", {"userId": hidden(form, "userId")})
+    assert user["user"]["human"]["email"]["isVerified"] is True
