@@ -39,16 +39,15 @@ class LoginRequest:
         return ""
 
 
-def _module() -> Any:
+def _module(runtime: Runtime | None = None) -> Any:
+    """The OIDC plugin's module; None when it is missing or (with `runtime`) disabled."""
+    if runtime is not None and runtime.pm.get_plugin("oidc") is None:
+        return None
     try:
         from donjon.plugins.oidc import auth_requests
     except ImportError:
         return None
     return auth_requests
-
-
-def available() -> bool:
-    return _module() is not None
 
 
 def _get(obj: Any, key: str, default: Any) -> Any:
@@ -59,7 +58,7 @@ def _get(obj: Any, key: str, default: Any) -> Any:
 
 async def load(runtime: Runtime, instance_id: str, auth_request_id: str) -> LoginRequest | None:
     """The auth request when it exists and waits for a login; None otherwise."""
-    module = _module()
+    module = _module(runtime)
     if not auth_request_id or module is None:
         return None
     async with runtime.db.read() as conn:

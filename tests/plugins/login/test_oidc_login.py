@@ -154,3 +154,26 @@ async def test_an_unknown_auth_request_is_a_plain_login(api, browser) -> None:
 
 def _auth(page) -> dict[str, str]:  # type: ignore[no-untyped-def]
     return {"authRequest": hidden(page, "authRequest")}
+
+
+async def test_the_login_hint_prefills_the_login_name(api, browser) -> None:
+    app = await oidc_app(api)
+
+    page = await authorize(browser, app.client_id, login_hint="alice@example.com")
+
+    assert 'value="alice@example.com"' in page.text
+    assert 'id="appName">web<' in page.text
+
+
+async def test_with_the_oidc_plugin_disabled_an_auth_request_is_ignored(api, browser) -> None:
+    await add_user(api, "alice")
+    api.runtime.pm.unregister(name="oidc")
+
+    await browser.get("/ui/login/login?authRequest=123")
+    password = await browser.submit("/ui/login/login", {"loginName": "alice"})
+    done = await browser.submit(
+        "/ui/login/password", {"sessionId": hidden(password, "sessionId"), "password": PASSWORD}
+    )
+
+    assert 'name="authRequest"' not in password.text
+    assert "Signed in" in done.text
