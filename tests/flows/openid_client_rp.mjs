@@ -1,0 +1,83 @@
+// A relying party built on panva's openid-client (a certified RP library), driven by
+// tests/flows/test_openid_client.py. Phase "start" prints the authorization URL (with
+// PKCE S256, state, nonce); phase "finish" takes the callback URL the login produced,
+// exchanges the code, refreshes, calls userinfo and builds the end_session URL.
+// Input: one JSON object in argv[2]; output: one JSON object on stdout.
+import * as client from 'openid-client'
+
+const input = JSON.parse(process.argv[2])
+const config = await client.discovery(
+  new URL(input.issuer),
+  input.clientId,
+  { client_secret: input.clientSecret },
+  client.ClientSecretBasic(input.clientSecret),
+  { execute: [client.allowInsecureRequests] },
+)
+const meta = config.serverMetadata()
+
+if (input.phase === 'start') {
+  const codeVerifier = client.randomPKCECodeVerifier()
+  const codeChallenge = await client.calculatePKCECodeChallenge(codeVerifier)
+  const state = client.randomState()
+  const nonce = client.randomNonce()
+  const url = client.buildAuthorizationUrl(config, {
+    redirect_uri: input.redirectUri,
+    scope: input.scope,
+    code_challenge: codeChallenge,
+    code_challenge_method: 'S256',
+    state,
+    nonce,
+  })
+  console.log(JSON.stringify({
+    url: url.href,
+    codeVerifier,
+    state,
+    nonce,
+    issuer: meta.issuer,
+    endSession: meta.end_session_endpoint,
+    pkceMethods: meta.code_challenge_methods_supported,
+  }))
+} else {
+  const tokens = await client.authorizationCodeGrant(config, new URL(input.callbackUrl), {
+    pkceCodeVerifier: input.codeVerifier,
+    expectedState: input.state,
+    expectedNonce: input.nonce,
+    idTokenExpected: true,
+  })
+  const claims = tokens.claims()
+  const failure = (err) => ({ error: err.error || err.code || String(err) })
+  const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub)
+    .then((u) => u, failure)
+  const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token)
+  const refreshedUserinfo = await client.fetchUserInfo(config, refreshed.access_token, claims.sub)
+    .then((u) => u, failure)
+  // Presenting the first refresh token again: refused, and the family is revoked.
+  const reuse = await client.refreshTokenGrant(config, tokens.refresh_token)
+    .then(() => 'accepted', (err) => err.error || err.code || String(err))
+  const afterReuse = await client.refreshTokenGrant(config, refreshed.refresh_token)
+    .then(() => 'accepted', (err) => err.error || err.code || String(err))
+  const second = await client.authorizationCodeGrant(config, new URL(input.callbackUrl), {
+    pkceCodeVerifier: input.codeVerifier,
+    expectedState: input.state,
+    expectedNonce: input.nonce,
+  }).then(() => 'accepted', (err) => err.error || err.code || String(err))
+  const endSession = client.buildEndSessionUrl(config, {
+    id_token_hint: refreshed.id_token || tokens.id_token,
+    post_logout_redirect_uri: input.postLogoutRedirectUri,
+    state: 'bye',
+  })
+  console.log(JSON.stringify({
+    claims,
+    scope: tokens.scope,
+    tokenType: tokens.token_type,
+    hasRefresh: Boolean(tokens.refresh_token),
+    refreshedRotated: refreshed.refresh_token !== tokens.refresh_token,
+    refreshedClaims: refreshed.claims() || null,
+    userinfo,
+    refreshedUserinfo,
+    reuse,
+    afterReuse,
+    secondExchange: second,
+    endSession: endSession.href,
+  }))
+}

@@ -1,0 +1,208 @@
+"""The authorization code flow with PKCE against a real donjon, driven by node's
+`openid-client` (panva's certified RP library): discovery, the authorization URL, the
+login through the SessionService and OIDCService.CreateCallback (the custom login path,
+over plain HTTP), the code exchange with ID token validation (signature, nonce, iss in
+the callback per RFC 9207, at_hash), refresh rotation and reuse detection, userinfo,
+and the end_session URL.
+
+openid-client is installed with npm into a temporary directory once per session;
+without node or npm (or the registry) the tests are skipped."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from tests.flows.conftest import DonjonServer
+
+RP_SCRIPT = Path(__file__).with_name("openid_client_rp.mjs")
+REDIRECT = "https://rp.example.com/callback"
+BYE = "https://rp.example.com/bye"
+PASSWORD = "Secr3t-Passw0rd!"
+
+
+@pytest.fixture(scope="session")
+def openid_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A directory with openid-client installed and the RP script beside it."""
+    if not shutil.which("node") or not shutil.which("npm"):
+        pytest.skip("node and npm are needed")
+    where = tmp_path_factory.mktemp("openid-client")
+    (where / "package.json").write_text('{"name": "rp", "private": true, "type": "module"}')
+    done = subprocess.run(
+        ["npm", "install", "--silent", "--no-audit", "--no-fund", "openid-client@6"],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"npm install openid-client failed: {done.stderr[-500:]}")
+    shutil.copy(RP_SCRIPT, where / "rp.mjs")
+    yield where
+
+
+def rp(where: Path, **data: Any) -> dict[str, Any]:
+    done = subprocess.run(
+        ["node", str(where / "rp.mjs"), json.dumps(data)],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def connect(server: DonjonServer, service: str, method: str, body: dict[str, Any]) -> Any:
+    r = httpx.post(
+        f"{server.url}/{service}/{method}",
+        json=body,
+        headers={"authorization": f"Bearer {server.pat}"},
+        timeout=30,
+    )
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def web_app(server: DonjonServer) -> tuple[str, str]:
+    project_id = connect(
+        server, "zitadel.project.v2.ProjectService", "CreateProject", {"name": "RP"}
+    )["projectId"]
+    created = connect(
+        server,
+        "zitadel.application.v2.ApplicationService",
+        "CreateApplication",
+        {
+            "projectId": project_id,
+            "name": "rp",
+            "oidcConfiguration": {
+                "redirectUris": [REDIRECT],
+                "postLogoutRedirectUris": [BYE],
+                "responseTypes": ["OIDC_RESPONSE_TYPE_CODE"],
+                "grantTypes": [
+                    "OIDC_GRANT_TYPE_AUTHORIZATION_CODE",
+                    "OIDC_GRANT_TYPE_REFRESH_TOKEN",
+                ],
+                "applicationType": "OIDC_APP_TYPE_WEB",
+                "authMethodType": "OIDC_AUTH_METHOD_TYPE_BASIC",
+                "idTokenUserinfoAssertion": True,
+            },
+        },
+    )["oidcConfiguration"]
+    return created["clientId"], created["clientSecret"]
+
+
+def person(server: DonjonServer) -> str:
+    return connect(
+        server,
+        "zitadel.user.v2.UserService",
+        "AddHumanUser",
+        {
+            "username": "alice",
+            "profile": {"givenName": "Alice", "familyName": "Liddell"},
+            "email": {"email": "alice@example.com", "isVerified": True},
+            "password": {"password": PASSWORD},
+        },
+    )["userId"]
+
+
+def custom_login(server: DonjonServer, authorization_url: str) -> str:
+    """What a custom login does: follow /authorize to the login, log in with the
+    SessionService, finish with CreateCallback; the callback URL."""
+    r = httpx.get(authorization_url, follow_redirects=False, timeout=30)
+    assert r.status_code == 302, r.text
+    login = urlsplit(r.headers["location"])
+    assert login.path == "/ui/login/login"
+    auth_request_id = parse_qs(login.query)["authRequest"][0]
+    pending = connect(
+        server,
+        "zitadel.oidc.v2.OIDCService",
+        "GetAuthRequest",
+        {"authRequestId": auth_request_id},
+    )["authRequest"]
+    assert pending["redirectUri"] == REDIRECT
+    session = connect(
+        server,
+        "zitadel.session.v2.SessionService",
+        "CreateSession",
+        {
+            "checks": {
+                "user": {"loginName": "alice@donjon.localhost"},
+                "password": {"password": PASSWORD},
+            }
+        },
+    )
+    return connect(
+        server,
+        "zitadel.oidc.v2.OIDCService",
+        "CreateCallback",
+        {
+            "authRequestId": auth_request_id,
+            "session": {
+                "sessionId": session["sessionId"],
+                "sessionToken": session["sessionToken"],
+            },
+        },
+    )["callbackUrl"]
+
+
+def test_code_flow_with_pkce_refresh_userinfo_and_logout(
+    donjon_server: DonjonServer, openid_client: Path
+) -> None:
+    server = donjon_server
+    client_id, secret = web_app(server)
+    alice = person(server)
+    common = {"issuer": server.url, "clientId": client_id, "clientSecret": secret}
+    started = rp(
+        openid_client,
+        phase="start",
+        redirectUri=REDIRECT,
+        scope="openid profile email offline_access",
+        **common,
+    )
+    assert started["issuer"] == server.url and started["pkceMethods"] == ["S256"]
+    assert started["endSession"] == f"{server.url}/oidc/v1/end_session"
+    query = parse_qs(urlsplit(started["url"]).query)
+    assert query["code_challenge_method"] == ["S256"]
+
+    callback_url = custom_login(server, started["url"])
+    assert parse_qs(urlsplit(callback_url).query)["iss"] == [server.url]
+
+    done = rp(
+        openid_client,
+        phase="finish",
+        callbackUrl=callback_url,
+        codeVerifier=started["codeVerifier"],
+        state=started["state"],
+        nonce=started["nonce"],
+        postLogoutRedirectUri=BYE,
+        **common,
+    )
+    claims = done["claims"]
+    assert claims["sub"] == alice and claims["iss"] == server.url
+    assert claims["nonce"] == started["nonce"] and claims["amr"] == ["pwd"]
+    assert claims["email"] == "alice@example.com" and claims["at_hash"]
+    assert done["tokenType"].lower() == "bearer" and done["hasRefresh"]
+    assert done["scope"].split() == ["openid", "profile", "email", "offline_access"]
+    assert done["userinfo"]["sub"] == alice
+    assert done["userinfo"]["email"] == "alice@example.com"
+    # Rotation; the refreshed tokens work.
+    assert done["refreshedRotated"] and done["refreshedClaims"]["sub"] == alice
+    assert done["refreshedUserinfo"]["sub"] == alice
+    # Reusing the first refresh token is refused and revokes the family.
+    assert done["reuse"] == "invalid_grant" and done["afterReuse"] == "invalid_grant"
+    # The code is single use.
+    assert done["secondExchange"] == "invalid_grant"
+
+    end = urlsplit(done["endSession"])
+    assert f"{end.scheme}://{end.netloc}{end.path}" == f"{server.url}/oidc/v1/end_session"
+    r = httpx.get(done["endSession"], follow_redirects=False, timeout=30)
+    assert r.status_code == 302 and r.headers["location"] == f"{BYE}?state=bye"
