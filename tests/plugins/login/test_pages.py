@@ -408,3 +408,36 @@ async def test_registration_mails_a_link_that_verifies_the_email(
     assert "vera@example.com is verified" in done.text
     user = await api.ok("user", "GetUserByID", {"userId": hidden(form, "userId")})
     assert user["user"]["human"]["email"]["isVerified"] is True
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/ui/login/login",
+        "/ui/login/password",
+        "/ui/login/accounts",
+        "/ui/login/register",
+        "/ui/login/password/reset",
+        "/ui/login/password/set",
+        "/ui/login/password/change",
+        "/ui/login/email/verify",
+        "/ui/login/logout",
+        "/ui/login/cancel",
+    ],
+)
+async def test_every_form_refuses_a_post_without_the_csrf_token(api, browser, path) -> None:
+    user_id = await add_user(api, "alice")
+    await log_in(browser, "alice")
+    session_id = browser.client.cookies.get("donjon_login_sessions") and hidden(
+        browser.last, "sessionId"
+    )
+    data = {"sessionId": session_id, "userId": user_id, "loginName": "alice", "password": "x"}
+
+    page = await browser.submit(path, data, csrf="")
+
+    assert page.status_code == 403
+    assert "This form expired" in page.text
+    status, _ = await api.call(
+        "zitadel.session.v2.SessionService", "GetSession", {"sessionId": session_id}
+    )
+    assert status == 200  # logout did not happen
