@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from donjon.core import ids
 from donjon.core.api.connect import ConnectError
+from donjon.core.errors import ConcurrencyError
 from donjon.core.events import AggregateChanges
 from donjon.core.identity import apps, secrets
 from donjon.core.identity.sessions import format_time
@@ -155,6 +156,16 @@ async def _pending(runtime: Runtime, instance_id: str, auth_request_id: str) -> 
     return state
 
 
+async def _push_once(runtime: Runtime, changes: AggregateChanges, *, creator: str) -> None:
+    """Push the request's end; another login that finished it first wins."""
+    try:
+        await runtime.store.push(changes, creator=creator)
+    except ConcurrencyError:
+        raise ConnectError(
+            "failed_precondition", "authRequestId: the auth request is finished"
+        ) from None
+
+
 async def finish_auth_request(
     runtime: Runtime,
     instance_id: str,
@@ -198,7 +209,8 @@ async def finish_auth_request(
         code_expiration=format_time(datetime.now(UTC) + settings.CodeLifetime),
         amr=login.amr,
     )
-    await runtime.store.push(
+    await _push_once(
+        runtime,
         AggregateChanges(pending.aggregate(), [event], expected_sequence=pending.sequence),
         creator=login.user_id,
     )
@@ -217,7 +229,8 @@ async def fail_auth_request(
         raise ConnectError("invalid_argument", f"error: unknown error {error!r}")
     pending = await _pending(runtime, instance_id, auth_request_id)
     req = pending.request
-    await runtime.store.push(
+    await _push_once(
+        runtime,
         AggregateChanges(
             pending.aggregate(),
             [AuthRequestFailed(error=error, description=description[:500])],

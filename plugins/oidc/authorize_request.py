@@ -198,7 +198,7 @@ async def check_authorize_request(
     """All the checks, in order. NotRedirectable for steps 1-2, OAuthError (with
     `.redirect` set to the checked Redirect) for the rest."""
     app, redirect_uri = await check_client_and_redirect(conn, instance_id, params)
-    state = params.get("state", "")
+    state = params.get("state", "")[:MAX_PARAM]
     redirect = Redirect(redirect_uri, state, "query")
     try:
         if "request" in params:

@@ -16,6 +16,7 @@ from typing import Any
 
 from donjon.core import ids
 from donjon.core.api.connect import ConnectError
+from donjon.core.errors import ConcurrencyError
 from donjon.core.events import Aggregate, AggregateChanges
 from donjon.core.identity.sessions import format_time
 from donjon.core.runtime import Runtime
@@ -77,7 +78,12 @@ async def finish_implicit(
     if tokens.events:
         session = Aggregate(AGGREGATE, ids.new_id(), pending.instance_id, user["resource_owner"])
         changes.append(AggregateChanges(session, tokens.events, expected_sequence=0))
-    await runtime.store.push(changes, creator=login.user_id)
+    try:
+        await runtime.store.push(changes, creator=login.user_id)
+    except ConcurrencyError:
+        raise ConnectError(
+            "failed_precondition", "authRequestId: the auth request is finished"
+        ) from None
     fragment = {k: str(v) for k, v in tokens.response.items()}
     if "access_token" not in fragment:
         fragment.pop("token_type", None)

@@ -368,3 +368,51 @@ async def test_the_implicit_flow_for_an_app_that_allows_it(api: Api) -> None:
     claims = jwt.decode(fragment["id_token"], options={"verify_signature": False})
     assert claims["nonce"] == "n" and claims["at_hash"]
     assert "code" not in fragment and "refresh_token" not in fragment
+
+
+async def test_auth_requests_are_invisible_to_other_instances(api: Api, tmp_path: Any) -> None:
+    app = await oidc_app(api)
+    auth_request_id = await start(api, app)
+    other = await second_instance(api, tmp_path)
+    status, code, _m = await other.error(OIDC, "GetAuthRequest", {"authRequestId": auth_request_id})
+    assert (status, code) == (404, "not_found")
+    body = {"authRequestId": auth_request_id, "error": {"error": "ERROR_REASON_ACCESS_DENIED"}}
+    status, code, _m = await other.error(OIDC, "CreateCallback", body)
+    assert (status, code) == (404, "not_found")
+    # Still pending in its own instance.
+    await api.ok(OIDC, "GetAuthRequest", {"authRequestId": auth_request_id})
+
+
+async def test_two_logins_racing_on_one_request_one_wins(api: Api) -> None:
+    import anyio
+
+    from donjon.plugins.oidc.auth_requests import fail_auth_request, finish_auth_request
+
+    app = await oidc_app(api)
+    await add_person(api)
+    auth_request_id = await start(api, app)
+    s = await session(api)
+    results: list[str] = []
+
+    async def finish() -> None:
+        try:
+            await finish_auth_request(
+                api.runtime, api.instance_id, auth_request_id, s["sessionId"], s["sessionToken"]
+            )
+            results.append("ok")
+        except Exception as exc:  # noqa: BLE001
+            results.append(getattr(exc, "code", repr(exc)))
+
+    async def fail() -> None:
+        try:
+            await fail_auth_request(
+                api.runtime, api.instance_id, auth_request_id, "access_denied", ""
+            )
+            results.append("ok")
+        except Exception as exc:  # noqa: BLE001
+            results.append(getattr(exc, "code", repr(exc)))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(finish)
+        tg.start_soon(fail)
+    assert sorted(results) == ["failed_precondition", "ok"], results
