@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import jwt
 import pytest
 
 from tests.plugins.login.conftest import PASSWORD, Browser, add_user, hidden
@@ -42,10 +43,11 @@ async def authorize(browser: Browser, client_id: str, **params: str):  # type: i
 
 
 async def test_the_code_flow_logs_in_through_the_pages_and_returns_a_code(api, browser) -> None:
-    await add_user(api, "alice")
+    user_id = await add_user(api, "alice")
     app = await oidc_app(api)
+    verifier, challenge = pkce()
 
-    page = await authorize(browser, app.client_id)
+    page = await authorize(browser, app.client_id, code_challenge=challenge)
     assert page.status_code == 200 and 'name="authRequest"' in page.text
     password = await browser.submit("/ui/login/login", {"loginName": "alice", **_auth(page)})
     assert 'name="authRequest"' in password.text
@@ -60,6 +62,21 @@ async def test_the_code_flow_logs_in_through_the_pages_and_returns_a_code(api, b
     params = query_of(back.headers["location"])
     assert params["code"] and params["state"] == "st-1"
     assert params["iss"].startswith("http://localhost")
+    # The client redeems the code (with the PKCE verifier) for tokens naming alice.
+    tokens = await api.client.post(
+        "/oauth/v2/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": params["code"],
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+        },
+        auth=app.basic(),
+    )
+    assert tokens.status_code == 200, tokens.text
+    claims = jwt.decode(tokens.json()["id_token"], options={"verify_signature": False})
+    assert claims["sub"] == user_id and claims["nonce"] == "n-1"
+    assert "pwd" in claims.get("amr", [])
 
 
 async def test_a_second_auth_request_offers_the_browsers_account(api, browser) -> None:
