@@ -220,3 +220,20 @@ async def test_a_code_of_another_instance_is_unknown(api: Api, tmp_path: Any) ->
         "/oauth/v2/token", data=exchange(app, code, verifier), auth=app.basic()
     )
     assert r.status_code == 401  # the client is unknown there
+
+
+async def test_a_confidential_client_must_authenticate(api: Api) -> None:
+    app = await oidc_app(api)
+    await add_person(api)
+    code, verifier = await code_for(api, app)
+    r = await token(api, exchange(app, code, verifier, client_id=app.client_id))
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    assert (await token(api, exchange(app, code, verifier), auth=app.basic())).status_code == 200
+
+
+async def test_machine_users_cannot_use_the_code_grant(api: Api) -> None:
+    from tests.plugins.oidc.support import machine
+
+    m = await machine(api, "robot")
+    r = await token(api, exchange(App("", "", "", ""), "x", None), auth=m.basic())
+    assert r.status_code == 400 and r.json()["error"] == "unauthorized_client"

@@ -151,3 +151,20 @@ async def test_revoking_a_refresh_token_revokes_the_family(api: Api) -> None:
     assert r.status_code == 200
     assert (await refresh(api, app, first["refresh_token"])).status_code == 400
     assert await userinfo_status(api, first["access_token"]) == 401
+
+
+async def test_a_refresh_token_of_another_instance_is_unknown(api: Api, tmp_path: Any) -> None:
+    from tests.plugins.oidc.support import second_instance
+
+    app = await oidc_app(api)
+    await add_person(api)
+    first = await logged_in(api, app)
+    other = await second_instance(api, tmp_path)
+    other_app = await oidc_app(other)
+    r = await other.client.post(
+        "/oauth/v2/token",
+        data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+        auth=other_app.basic(),
+    )
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    assert (await refresh(api, app, first["refresh_token"])).status_code == 200
