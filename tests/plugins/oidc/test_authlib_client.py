@@ -60,3 +60,60 @@ async def test_authlib_client_credentials_with_private_key_jwt(api: Api) -> None
         )
         # The token authenticates; the bot may read itself.
         assert r.status_code == 200, r.text
+
+
+async def test_authlib_code_flow_with_pkce_and_refresh(api: Api) -> None:
+    from authlib.common.security import generate_token
+    from authlib.jose import JsonWebKey, jwt
+    from authlib.oidc.core import CodeIDToken
+
+    from tests.plugins.oidc.login_support import (
+        REDIRECT,
+        add_person,
+        callback,
+        oidc_app,
+        query_of,
+        session,
+    )
+
+    app = await oidc_app(api)
+    alice = await add_person(api)
+    base = issuer(api)
+    async with AsyncOAuth2Client(
+        client_id=app.client_id,
+        client_secret=app.secret,
+        redirect_uri=REDIRECT,
+        scope="openid email offline_access",
+        code_challenge_method="S256",
+        transport=api.client._transport,
+    ) as client:
+        verifier, nonce = generate_token(48), generate_token(16)
+        url, state = client.create_authorization_url(
+            f"{base}/oauth/v2/authorize", code_verifier=verifier, nonce=nonce
+        )
+        r = await api.client.get(url)  # the browser's part
+        assert r.status_code == 302, r.text
+        auth_request_id = query_of(r.headers["location"])["authRequest"]
+        callback_url = await callback(api, auth_request_id, await session(api))
+        token = await client.fetch_token(
+            f"{base}/oauth/v2/token", authorization_response=callback_url, code_verifier=verifier
+        )
+        assert token["refresh_token"] and query_of(callback_url)["state"] == state
+        keys = JsonWebKey.import_key_set((await client.get(f"{base}/oauth/v2/keys")).json())
+        claims = jwt.decode(
+            token["id_token"],
+            keys,
+            claims_cls=CodeIDToken,
+            claims_options={"iss": {"value": base}, "aud": {"value": app.client_id}},
+            claims_params={
+                "nonce": nonce,
+                "client_id": app.client_id,
+                "access_token": token["access_token"],
+            },
+        )
+        claims.validate()
+        assert claims["sub"] == alice
+        refreshed = await client.refresh_token(f"{base}/oauth/v2/token")
+        assert refreshed["refresh_token"] != token["refresh_token"]
+        info = await client.get(f"{base}/oidc/v1/userinfo")
+        assert info.status_code == 200 and info.json()["sub"] == alice
