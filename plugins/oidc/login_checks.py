@@ -135,7 +135,10 @@ def check_freshness(
     login: Login, *, max_age: int, prompt: list[str], requested_at: datetime
 ) -> None:
     now = datetime.now(UTC)
-    if max_age >= 0 and login.auth_time < now - timedelta(seconds=max_age):
+    # An authentication made after the request is fresh whatever max_age says
+    # (max_age=0 means "log in again", as prompt=login).
+    fresh_since = min(now - timedelta(seconds=max(max_age, 0)), requested_at)
+    if max_age >= 0 and login.auth_time < fresh_since:
         raise denied("sessionId: the authentication is older than max_age")
     if "login" in prompt and login.auth_time < requested_at:
         raise denied("sessionId: prompt=login needs an authentication after the request")

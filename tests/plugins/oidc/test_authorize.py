@@ -416,3 +416,33 @@ async def test_two_logins_racing_on_one_request_one_wins(api: Api) -> None:
         tg.start_soon(finish)
         tg.start_soon(fail)
     assert sorted(results) == ["failed_precondition", "ok"], results
+
+
+async def test_max_age_and_prompt_login_need_a_fresh_authentication(api: Api) -> None:
+    app = await oidc_app(api)
+    await add_person(api)
+    earlier = await session(api)
+    await anyio_sleep(1.1)
+    for extra in ({"max_age": "0"}, {"prompt": "login"}):
+        auth_request_id = await start(api, app, **extra)
+        body = {
+            "authRequestId": auth_request_id,
+            "session": {
+                "sessionId": earlier["sessionId"],
+                "sessionToken": earlier["sessionToken"],
+            },
+        }
+        _s, code, message = await api.error(OIDC, "CreateCallback", body)
+        assert code == "failed_precondition", extra
+        # A login made after the request is fresh enough.
+        url = await callback(api, auth_request_id, await session(api))
+        assert "code" in query_of(url)
+    # Without max_age or prompt the earlier session will do.
+    auth_request_id = await start(api, app, max_age="3600")
+    assert "code" in query_of(await callback(api, auth_request_id, earlier))
+
+
+async def anyio_sleep(seconds: float) -> None:
+    import anyio
+
+    await anyio.sleep(seconds)
