@@ -187,7 +187,7 @@ async def finish_auth_request(
     if app["project_state"] != "active":
         raise login_checks.denied("authRequestId: the project is no longer active")
     await login_checks.check_project_access(runtime, instance_id, app, login)
-    login_checks.check_org_scope(list(req.get("scopes", [])), login)
+    await login_checks.check_org_scope(runtime, instance_id, list(req.get("scopes", [])), login)
     login_checks.check_freshness(
         login,
         max_age=int(req.get("max_age", -1)),

@@ -34,9 +34,10 @@ from donjon.plugins.oidc.pkce import check_challenge
 from donjon.plugins.oidc.redirect_uris import redirect_uri_matches
 from donjon.plugins.oidc.scopes import (
     OPENID,
-    ORG_ID,
+    ORG_DOMAIN,
     PROJECT_AUDIENCE,
     check_project,
+    org_of_domain,
     split_scope,
 )
 
@@ -162,8 +163,9 @@ async def check_scopes(conn: AsyncConnection, instance_id: str, scope: str | Non
         if match := PROJECT_AUDIENCE.fullmatch(value):
             if match.group(1) != "zitadel":
                 await check_project(conn, instance_id, match.group(1))
-        elif ORG_ID.fullmatch(value):
-            pass  # checked against the user's org when the login finishes
+        elif match := ORG_DOMAIN.fullmatch(value):
+            await org_of_domain(conn, instance_id, match.group(1))
+        # Org ids are checked against the user's org when the login finishes.
     return scopes
 
 

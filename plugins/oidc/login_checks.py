@@ -11,7 +11,8 @@ login can show them:
 - the project lets the user in: `authorization_required` needs an active
   authorization of the user on the project, `project_access_required` a user
   of the project's own org (donjon has no project grants yet);
-- the scopes' org (`urn:zitadel:iam:org:id:{id}`) is the user's;
+- the scopes' org (`urn:zitadel:iam:org:id:{id}`,
+  `urn:zitadel:iam:org:domain:primary:{domain}`) is the user's;
 - `max_age`: the authentication is no older than that;
   `prompt=login`: the user authenticated after the request was made.
 """
@@ -33,7 +34,8 @@ from donjon.core.identity.users import ACTIVE as USER_ACTIVE
 from donjon.core.identity.users import INITIAL as USER_INITIAL
 from donjon.core.identity.users import users_table
 from donjon.core.runtime import Runtime
-from donjon.plugins.oidc.scopes import ORG_ID
+from donjon.plugins.oidc.errors import InvalidScope
+from donjon.plugins.oidc.scopes import grant_scope
 
 #: Session factor -> RFC 8176 authentication method reference.
 AMR = {
@@ -125,10 +127,15 @@ async def check_project_access(
         raise denied("sessionId: the user is not authorized for the project")
 
 
-def check_org_scope(scopes: list[str], login: Login) -> None:
-    for scope in scopes:
-        if (match := ORG_ID.fullmatch(scope)) and match.group(1) != login.user_org:
-            raise denied(f"sessionId: the user does not belong to organization {match.group(1)}")
+async def check_org_scope(
+    runtime: Runtime, instance_id: str, scopes: list[str], login: Login
+) -> None:
+    """Org scopes (`...:org:id:{id}`, `...:org:domain:primary:{domain}`) name the user's org."""
+    async with runtime.db.read() as conn:
+        try:
+            await grant_scope(conn, instance_id, scopes, login.user_org)
+        except InvalidScope as exc:
+            raise denied(f"sessionId: {exc.description}") from None
 
 
 def check_freshness(

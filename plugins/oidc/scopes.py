@@ -7,6 +7,7 @@
 | `urn:zitadel:iam:org:project:id:{id}:aud`       | project `{id}` joins the token's audience   |
 | `urn:zitadel:iam:org:project:id:zitadel:aud`    | the management API joins the audience       |
 | `urn:zitadel:iam:org:id:{id}`                   | the user must belong to org `{id}`          |
+| `urn:zitadel:iam:org:domain:primary:{domain}`   | the user must belong to that domain's org   |
 | `urn:zitadel:iam:org:project:roles`             | role claims for the audience's projects     |
 | `urn:zitadel:iam:user:resourceowner`            | the user's org in the claims                |
 
@@ -37,6 +38,7 @@ RESOURCE_OWNER = "urn:zitadel:iam:user:resourceowner"
 API_AUDIENCE_SCOPE = "urn:zitadel:iam:org:project:id:zitadel:aud"
 PROJECT_AUDIENCE = re.compile(r"urn:zitadel:iam:org:project:id:([^:\s]+):aud")
 ORG_ID = re.compile(r"urn:zitadel:iam:org:id:([^:\s]+)")
+ORG_DOMAIN = re.compile(r"urn:zitadel:iam:org:domain:primary:(\S+)")
 #: Every scope discovery lists (patterns shown with their placeholder).
 SUPPORTED = (
     *STANDARD,
@@ -46,6 +48,7 @@ SUPPORTED = (
     API_AUDIENCE_SCOPE,
     "urn:zitadel:iam:org:project:id:{projectId}:aud",
     "urn:zitadel:iam:org:id:{orgId}",
+    "urn:zitadel:iam:org:domain:primary:{domain}",
 )
 MAX_SCOPE = 4096
 
@@ -109,6 +112,10 @@ async def grant_scope(
         elif match := ORG_ID.fullmatch(scope):
             await check_org(conn, instance_id, match.group(1), user_org)
             granted.append(scope)
+        elif match := ORG_DOMAIN.fullmatch(scope):
+            if await org_of_domain(conn, instance_id, match.group(1)) != user_org:
+                raise InvalidScope(f"the user does not belong to organization {match.group(1)}")
+            granted.append(scope)
         # offline_access and unknown scopes are not granted here.
     return GrantedScope(tuple(granted), tuple(projects), api)
 
@@ -124,6 +131,21 @@ async def check_project(conn: AsyncConnection, instance_id: str, project_id: str
         raise InvalidScope(f"project {project_id} does not exist")
     if found.state != "active":
         raise InvalidScope(f"project {project_id} is not active")
+
+
+async def org_of_domain(conn: AsyncConnection, instance_id: str, domain: str) -> str:
+    """The id of the org whose primary domain is `domain`; InvalidScope when none is."""
+    o = orgs_table
+    found = (
+        await conn.execute(
+            select(o.c.id).where(
+                o.c.instance_id == instance_id, o.c.primary_domain == domain.lower()
+            )
+        )
+    ).first()
+    if found is None:
+        raise InvalidScope(f"no organization has the primary domain {domain}")
+    return str(found.id)
 
 
 async def check_org(conn: AsyncConnection, instance_id: str, org_id: str, user_org: str) -> None:

@@ -446,3 +446,35 @@ async def anyio_sleep(seconds: float) -> None:
     import anyio
 
     await anyio.sleep(seconds)
+
+
+async def test_org_scopes_restrict_the_login_to_that_org(api: Api) -> None:
+    app = await oidc_app(api)
+    await add_person(api)
+    other_org = (await api.ok("org", "AddOrganization", {"name": "Other Org"}))["organizationId"]
+    got = await error_of(
+        api, code_params(app, scope="openid urn:zitadel:iam:org:domain:primary:nowhere.example")
+    )
+    assert got["error"] == "invalid_scope"
+    domain = (
+        await api.ok("org", "ListOrganizations", {"queries": [{"idQuery": {"id": other_org}}]})
+    )["result"][0]["primaryDomain"]
+    for scope in (
+        f"urn:zitadel:iam:org:id:{other_org}",
+        f"urn:zitadel:iam:org:domain:primary:{domain}",
+    ):
+        auth_request_id = await start(api, app, scope=f"openid {scope}")
+        s = await session(api)
+        body = {
+            "authRequestId": auth_request_id,
+            "session": {"sessionId": s["sessionId"], "sessionToken": s["sessionToken"]},
+        }
+        _s, code, message = await api.error(OIDC, "CreateCallback", body)
+        assert code == "failed_precondition" and "organization" in message, scope
+    own = (
+        await api.ok("org", "ListOrganizations", {"queries": [{"idQuery": {"id": api.org_id}}]})
+    )["result"][0]["primaryDomain"]
+    auth_request_id = await start(
+        api, app, scope=f"openid urn:zitadel:iam:org:domain:primary:{own}"
+    )
+    assert "code" in query_of(await callback(api, auth_request_id, await session(api)))
