@@ -5,16 +5,19 @@ authenticating as it was registered to. As in ZITADEL, a token is reported
 active only to an application whose project (or client id) is in the
 token's audience; to any other caller, and for any token that is unknown,
 expired, revoked, of another instance or of an inactive user, the answer is
-`{"active": false}` and nothing more.
+`{"active": false}` and nothing more. A refresh token is active only to
+the client holding it (`token_type: refresh_token`), while unused.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
 
+from donjon.core.identity.users import ACTIVE, INITIAL
 from donjon.core.runtime import Runtime
 from donjon.plugins.oidc.claims import load_user, user_claims
 from donjon.plugins.oidc.client_auth import authenticate_client
@@ -30,6 +33,7 @@ from donjon.plugins.oidc.forms import read_form
 from donjon.plugins.oidc.issuer import INTROSPECT_PATH, Issuer, issuer_of
 from donjon.plugins.oidc.provider import Provider, provider_of
 from donjon.plugins.oidc.tokens.lookup import ActiveToken, active_token
+from donjon.plugins.oidc.tokens.refresh import find_refresh_token
 
 INACTIVE: dict[str, Any] = {"active": False}
 
@@ -52,11 +56,40 @@ async def introspect(
         if not form.get("token"):
             raise InvalidRequest("token: required")
         found = await active_token(provider, instance_id, form["token"])
-        if found is None or not is_audience(client, found):
+        if found is None:
+            return json_response(
+                await refresh_introspection(provider, issuer, client, form["token"])
+            )
+        if not is_audience(client, found):
             return json_response(INACTIVE)
         return json_response(await introspection(provider, issuer, found))
     except OAuthError as exc:
         return error_response(exc)
+
+
+async def refresh_introspection(
+    provider: Provider, issuer: Issuer, client: Client, token: str
+) -> dict[str, Any]:
+    """A refresh token is active to the client that holds it, while it is unused,
+    unrevoked, unexpired and its user active; inactive to everyone else."""
+    async with provider.runtime.db.read() as conn:
+        record = await find_refresh_token(conn, issuer.instance_id, token)
+        if record is None or record.used or record.revoked or record.client_id != client.client_id:
+            return INACTIVE
+        expires = min(record.idle_expires_at, record.expires_at)
+        user = await load_user(conn, issuer.instance_id, record.user_id)
+    if expires <= datetime.now(UTC) or user is None or user["state"] not in (ACTIVE, INITIAL):
+        return INACTIVE
+    return {
+        "active": True,
+        "scope": " ".join(record.scopes),
+        "client_id": record.client_id,
+        "token_type": "refresh_token",
+        "exp": int(expires.timestamp()),
+        "sub": record.user_id,
+        "iss": issuer.url,
+        "auth_time": int(record.auth_time.timestamp()),
+    }
 
 
 def check_introspecting_client(client: Client | None) -> None:

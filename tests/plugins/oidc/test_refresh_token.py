@@ -168,3 +168,23 @@ async def test_a_refresh_token_of_another_instance_is_unknown(api: Api, tmp_path
     )
     assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
     assert (await refresh(api, app, first["refresh_token"])).status_code == 200
+
+
+async def test_introspection_shows_a_refresh_token_to_its_client_only(api: Api) -> None:
+    app = await oidc_app(api)
+    alice = await add_person(api)
+    other = await oidc_app(api)
+    first = await logged_in(api, app)
+
+    async def introspect(who: App, value: str) -> dict[str, Any]:
+        r = await api.client.post("/oauth/v2/introspect", data={"token": value}, auth=who.basic())
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    got = await introspect(app, first["refresh_token"])
+    assert got["active"] is True and got["token_type"] == "refresh_token"
+    assert got["sub"] == alice and got["client_id"] == app.client_id
+    assert got["scope"] == "openid profile offline_access"
+    assert await introspect(other, first["refresh_token"]) == {"active": False}
+    await refresh(api, app, first["refresh_token"])
+    assert await introspect(app, first["refresh_token"]) == {"active": False}
