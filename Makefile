@@ -34,6 +34,7 @@ test: $(BIN)/.installed
 bench: $(BIN)/.installed
 	$(BIN)/python bench/push.py
 	$(BIN)/python bench/rebuild.py
+	$(BIN)/python bench/api_users.py
 
 lint: $(BIN)/.installed
 	$(BIN)/pip install -q ruff
