@@ -65,9 +65,13 @@ LOGIN_ERRORS = (
 )
 
 
-def login_url(issuer_url: str, auth_request_id: str) -> str:
-    """Where the browser logs in for an auth request (the hosted login)."""
-    return f"{issuer_url}{LOGIN_PATH}?{urlencode({'authRequest': auth_request_id})}"
+def login_url(issuer_url: str, auth_request_id: str, app: dict[str, Any] | None = None) -> str:
+    """Where the browser logs in for an auth request: the hosted login, or the app's
+    own login (ZITADEL's `loginVersion.loginV2.baseUri`: `{baseUri}/login?authRequest=`)."""
+    query = urlencode({"authRequest": auth_request_id})
+    if app is not None and app.get("login_version") == 2 and app.get("login_base_uri"):
+        return f"{app['login_base_uri'].rstrip('/')}/login?{query}"
+    return f"{issuer_url}{LOGIN_PATH}?{query}"
 
 
 def redirect_with(redirect_uri: str, mode: str, params: dict[str, str]) -> str:

@@ -3,7 +3,8 @@
 Parameters come in the query (GET) or a form body (POST); none may repeat.
 The request is checked (`authorize_request`), stored as an auth request
 (`auth_requests.add_auth_request`) and the browser is sent to the login
-(`/ui/login/login?authRequest=<id>`), which finishes it through
+(`/ui/login/login?authRequest=<id>`, or `{baseUri}/login?authRequest=<id>`
+for an app whose login version is 2 with a base URI), which finishes it through
 `auth_requests.finish_auth_request` (or the OIDCService's CreateCallback).
 
 A bad client or redirect URI gets a plain 400 page: nothing is ever sent to
@@ -91,4 +92,5 @@ async def authorize(
         )
         return Redirect(url, status_code=302, headers=NO_STORE)
     auth_request_id = await add_auth_request(runtime, instance_id, issuer.url, checked)
-    return Redirect(login_url(issuer.url, auth_request_id), status_code=302, headers=NO_STORE)
+    target = login_url(issuer.url, auth_request_id, checked.app)
+    return Redirect(target, status_code=302, headers=NO_STORE)

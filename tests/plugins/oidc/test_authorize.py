@@ -478,3 +478,14 @@ async def test_org_scopes_restrict_the_login_to_that_org(api: Api) -> None:
         api, app, scope=f"openid urn:zitadel:iam:org:domain:primary:{own}"
     )
     assert "code" in query_of(await callback(api, auth_request_id, await session(api)))
+
+
+async def test_an_app_with_its_own_login_sends_the_browser_there(api: Api) -> None:
+    app = await oidc_app(
+        api, loginVersion={"loginV2": {"baseUri": "https://login.example.com/ui/v2"}}
+    )
+    r = await authorize(api, code_params(app))
+    assert r.status_code == 302
+    location = r.headers["location"]
+    assert location.startswith("https://login.example.com/ui/v2/login?authRequest=")
+    await api.ok(OIDC, "GetAuthRequest", {"authRequestId": query_of(location)["authRequest"]})
