@@ -61,6 +61,8 @@ class AuthRequestAdded(Event):
     max_age: int = -1
     login_hint: str = ""
     ui_locales: list[str] = field(default_factory=list)
+    # Pushed to /oauth/v2/par (RFC 9126): usable as request_uri for a short while.
+    pushed: bool = False
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,12 @@ def error_redirect(
 
 
 async def add_auth_request(
-    runtime: Runtime, instance_id: str, issuer_url: str, request: AuthorizeRequest
+    runtime: Runtime,
+    instance_id: str,
+    issuer_url: str,
+    request: AuthorizeRequest,
+    *,
+    pushed: bool = False,
 ) -> str:
     """Store a checked request (`auth_request.added`); its id."""
     settings = provider_of(runtime).settings
@@ -119,6 +124,7 @@ async def add_auth_request(
         max_age=request.max_age,
         login_hint=request.login_hint,
         ui_locales=request.ui_locales,
+        pushed=pushed,
     )
     state = AuthRequestState(instance_id, auth_request_id)
     await runtime.store.push(

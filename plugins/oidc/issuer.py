@@ -20,6 +20,7 @@ from donjon.core.settings import Settings
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 AUTHORIZE_PATH = "/oauth/v2/authorize"
 TOKEN_PATH = "/oauth/v2/token"
+PAR_PATH = "/oauth/v2/par"
 INTROSPECT_PATH = "/oauth/v2/introspect"
 REVOKE_PATH = "/oauth/v2/revoke"
 KEYS_PATH = "/oauth/v2/keys"

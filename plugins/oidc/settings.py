@@ -44,6 +44,10 @@ class OIDCSettings:
     ClockSkew: timedelta = timedelta(seconds=10)
     #: How long a browser has to log in and finish an auth request.
     AuthRequestLifetime: timedelta = timedelta(hours=1)
+    #: How long a pushed authorization request's request_uri may be used (RFC 9126).
+    PushedRequestLifetime: timedelta = timedelta(seconds=60)
+    #: Refuse authorization requests that were not pushed to /oauth/v2/par first.
+    RequirePushedAuthorizationRequests: bool = False
     #: How long an authorization code may be exchanged (RFC 9700: short).
     CodeLifetime: timedelta = timedelta(seconds=60)
     #: A refresh token not used for this long expires (ZITADEL: 30d).
@@ -67,6 +71,7 @@ class OIDCSettings:
             "MaxAssertionLifetime",
             "AuthRequestLifetime",
             "CodeLifetime",
+            "PushedRequestLifetime",
             "RefreshTokenIdleLifetime",
             "RefreshTokenLifetime",
         ):

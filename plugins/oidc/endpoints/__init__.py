@@ -9,8 +9,19 @@ from donjon.plugins.oidc.endpoints.discovery import discovery
 from donjon.plugins.oidc.endpoints.end_session import end_session
 from donjon.plugins.oidc.endpoints.introspection import introspect
 from donjon.plugins.oidc.endpoints.jwks import jwks
+from donjon.plugins.oidc.endpoints.par import par
 from donjon.plugins.oidc.endpoints.revocation import revoke
 from donjon.plugins.oidc.endpoints.token import token
 from donjon.plugins.oidc.endpoints.userinfo import userinfo
 
-ROUTES: list[Any] = [authorize, discovery, end_session, jwks, token, introspect, revoke, userinfo]
+ROUTES: list[Any] = [
+    authorize,
+    discovery,
+    end_session,
+    jwks,
+    par,
+    token,
+    introspect,
+    revoke,
+    userinfo,
+]

@@ -7,6 +7,8 @@ The request is checked (`authorize_request`), stored as an auth request
 for an app whose login version is 2 with a base URI), which finishes it through
 `auth_requests.finish_auth_request` (or the OIDCService's CreateCallback).
 
+With `request_uri` (RFC 9126) the pushed request is used instead (`par`).
+
 A bad client or redirect URI gets a plain 400 page: nothing is ever sent to
 a URI that is not registered. Every other error goes back to the redirect
 URI with `error`, `error_description`, `state` and `iss` (RFC 9207).
@@ -25,9 +27,11 @@ from litestar.response import Redirect
 from donjon.core.runtime import Runtime
 from donjon.plugins.oidc.auth_requests import add_auth_request, error_redirect, login_url
 from donjon.plugins.oidc.authorize_request import NotRedirectable, check_authorize_request
-from donjon.plugins.oidc.errors import NO_STORE, OAuthError
+from donjon.plugins.oidc.errors import NO_STORE, InvalidRequest, OAuthError
 from donjon.plugins.oidc.forms import FORM_TYPE, MAX_BODY
 from donjon.plugins.oidc.issuer import AUTHORIZE_PATH, issuer_of
+from donjon.plugins.oidc.par import pushed_request
+from donjon.plugins.oidc.provider import provider_of
 
 
 async def authorize_params(request: Request[Any, Any, Any]) -> dict[str, str]:
@@ -76,8 +80,16 @@ async def authorize(
     issuer = issuer_of(request, runtime.settings, instance_id)
     try:
         params = await authorize_params(request)
+        if "request_uri" in params:
+            auth_request_id, app = await pushed_request(runtime, instance_id, params)
+            target = login_url(issuer.url, auth_request_id, app)
+            return Redirect(target, status_code=302, headers=NO_STORE)
         async with runtime.db.read() as conn:
             checked = await check_authorize_request(conn, instance_id, params)
+        if provider_of(runtime).settings.RequirePushedAuthorizationRequests:
+            exc = InvalidRequest("authorization requests must be pushed to /oauth/v2/par")
+            exc.redirect = checked.redirect  # type: ignore[attr-defined]
+            raise exc
     except NotRedirectable as exc:
         return error_page(exc.description)
     except OAuthError as exc:

@@ -23,6 +23,7 @@ from donjon.plugins.oidc.issuer import (
     END_SESSION_PATH,
     INTROSPECT_PATH,
     KEYS_PATH,
+    PAR_PATH,
     REVOKE_PATH,
     TOKEN_PATH,
     USERINFO_PATH,
@@ -30,6 +31,7 @@ from donjon.plugins.oidc.issuer import (
     issuer_of,
 )
 from donjon.plugins.oidc.keys.generate import ALGORITHMS
+from donjon.plugins.oidc.provider import provider_of
 from donjon.plugins.oidc.scopes import SUPPORTED as SCOPES
 
 AUTHENTICATED_METHODS = [m for m in ALL_METHODS if m != "none"]
@@ -69,7 +71,7 @@ CLAIMS = (
 )
 
 
-def configuration(issuer: Issuer) -> dict[str, Any]:
+def configuration(issuer: Issuer, *, require_par: bool = False) -> dict[str, Any]:
     """The discovery document of `issuer`."""
     return {
         "issuer": issuer.url,
@@ -80,6 +82,8 @@ def configuration(issuer: Issuer) -> dict[str, Any]:
         "revocation_endpoint": issuer.endpoint(REVOKE_PATH),
         "jwks_uri": issuer.endpoint(KEYS_PATH),
         "end_session_endpoint": issuer.endpoint(END_SESSION_PATH),
+        "pushed_authorization_request_endpoint": issuer.endpoint(PAR_PATH),
+        "require_pushed_authorization_requests": require_par,
         "scopes_supported": list(SCOPES),
         "response_types_supported": ["code", "id_token", "id_token token"],
         "response_modes_supported": ["query", "fragment"],
@@ -110,4 +114,5 @@ def discovery(
     instance_id: NamedDependency[str],
 ) -> Response[dict[str, Any]]:
     issuer = issuer_of(request, runtime.settings, instance_id)
-    return Response(configuration(issuer))
+    require_par = provider_of(runtime).settings.RequirePushedAuthorizationRequests
+    return Response(configuration(issuer, require_par=require_par))

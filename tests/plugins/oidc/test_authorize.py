@@ -195,6 +195,7 @@ async def test_project_authorization_required_is_enforced(api: Api) -> None:
         {"redirect_uri": REDIRECT + "?x=1"},
         {"redirect_uri": "https://APP.example.com/callback"},
         {"redirect_uri": ""},
+        {"request_uri": "urn:x"},
     ],
 )
 async def test_a_bad_client_or_redirect_uri_gets_an_error_page(
@@ -290,7 +291,6 @@ async def test_implicit_is_refused_unless_the_app_allows_it(api: Api) -> None:
         ({"max_age": "-1"}, "invalid_request"),
         ({"scope": "openid urn:zitadel:iam:org:project:id:404:aud"}, "invalid_scope"),
         ({"request": "eyJ..."}, "request_not_supported"),
-        ({"request_uri": "urn:x"}, "request_uri_not_supported"),
     ],
 )
 async def test_bad_parameters_are_sent_back_with_state_and_iss(
