@@ -20,14 +20,18 @@ if (input.phase === 'start') {
   const codeChallenge = await client.calculatePKCECodeChallenge(codeVerifier)
   const state = client.randomState()
   const nonce = client.randomNonce()
-  const url = client.buildAuthorizationUrl(config, {
+  const parameters = {
     redirect_uri: input.redirectUri,
     scope: input.scope,
     code_challenge: codeChallenge,
     code_challenge_method: 'S256',
     state,
     nonce,
-  })
+  }
+  // With input.par the parameters are pushed first (RFC 9126).
+  const url = input.par
+    ? await client.buildAuthorizationUrlWithPAR(config, parameters)
+    : client.buildAuthorizationUrl(config, parameters)
   console.log(JSON.stringify({
     url: url.href,
     codeVerifier,
@@ -36,6 +40,7 @@ if (input.phase === 'start') {
     issuer: meta.issuer,
     endSession: meta.end_session_endpoint,
     pkceMethods: meta.code_challenge_methods_supported,
+    parEndpoint: meta.pushed_authorization_request_endpoint,
   }))
 } else {
   const tokens = await client.authorizationCodeGrant(config, new URL(input.callbackUrl), {

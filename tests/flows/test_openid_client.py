@@ -206,3 +206,35 @@ def test_code_flow_with_pkce_refresh_userinfo_and_logout(
     assert f"{end.scheme}://{end.netloc}{end.path}" == f"{server.url}/oidc/v1/end_session"
     r = httpx.get(done["endSession"], follow_redirects=False, timeout=30)
     assert r.status_code == 302 and r.headers["location"] == f"{BYE}?state=bye"
+
+
+def test_pushed_authorization_request(donjon_server: DonjonServer, openid_client: Path) -> None:
+    """openid-client pushes the parameters to /oauth/v2/par (RFC 9126); the browser's URL
+    carries only client_id and request_uri; the flow completes as usual."""
+    server = donjon_server
+    client_id, secret = web_app(server)
+    alice = person(server)
+    common = {"issuer": server.url, "clientId": client_id, "clientSecret": secret}
+    started = rp(
+        openid_client,
+        phase="start",
+        par=True,
+        redirectUri=REDIRECT,
+        scope="openid offline_access",
+        **common,
+    )
+    assert started["parEndpoint"] == f"{server.url}/oauth/v2/par"
+    query = parse_qs(urlsplit(started["url"]).query)
+    assert set(query) == {"client_id", "request_uri"}
+    callback_url = custom_login(server, started["url"])
+    done = rp(
+        openid_client,
+        phase="finish",
+        callbackUrl=callback_url,
+        codeVerifier=started["codeVerifier"],
+        state=started["state"],
+        nonce=started["nonce"],
+        postLogoutRedirectUri=BYE,
+        **common,
+    )
+    assert done["claims"]["sub"] == alice and done["refreshedRotated"]
