@@ -53,9 +53,11 @@ async def userinfo(
                 raise InvalidToken("the access token's user no longer exists")
             claims = await user_claims(conn, instance_id, user, found.scopes)
             if wants_roles(found.scopes):
+                # The requested projects, and the audience's (a code flow's app project).
                 projects = [
                     m.group(1) for s in found.scopes if (m := PROJECT_AUDIENCE.fullmatch(s))
                 ]
+                projects += [a for a in found.audience if a not in projects]
                 claims.update(await role_claims(conn, instance_id, user["id"], projects))
         return json_response(claims)
     except OAuthError as exc:

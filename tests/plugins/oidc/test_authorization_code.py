@@ -118,6 +118,13 @@ async def test_role_claims_per_app_settings_and_jwt_access_tokens(api: Api) -> N
     assert jwt.get_unverified_header(body["access_token"])["typ"] == "at+jwt"
     assert list(access["urn:zitadel:iam:org:project:roles"]) == ["reader"]
     assert access["sub"] == alice and access["client_id"] == app.client_id
+    # Userinfo has the app project's roles with the roles scope.
+    code, verifier = await code_for(api, app, scope="openid urn:zitadel:iam:org:project:roles")
+    body = (await token(api, exchange(app, code, verifier), auth=app.basic())).json()
+    info = await api.client.get(
+        "/oidc/v1/userinfo", headers={"authorization": f"Bearer {body['access_token']}"}
+    )
+    assert list(info.json()["urn:zitadel:iam:org:project:roles"]) == ["reader"]
 
 
 async def test_a_public_client_exchanges_with_its_client_id_and_the_verifier(api: Api) -> None:
