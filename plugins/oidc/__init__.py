@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 @hookimpl
 def register_event_types() -> list[type[Event]]:
     from donjon.plugins.oidc import auth_request_events as auth_requests
+    from donjon.plugins.oidc import device_events as devices
     from donjon.plugins.oidc.keys import events as web_keys
     from donjon.plugins.oidc.tokens import events as tokens
     from donjon.plugins.oidc.tokens import refresh
@@ -33,6 +34,7 @@ def register_event_types() -> list[type[Event]]:
         *tokens.EVENT_TYPES,
         *refresh.EVENT_TYPES,
         *auth_requests.EVENT_TYPES,
+        *devices.EVENT_TYPES,
     ]
 
 
@@ -47,6 +49,7 @@ def register_settings() -> list[SettingsSection]:
 @hookimpl
 def register_projections() -> list[Projection]:
     from donjon.plugins.oidc.auth_request_events import AuthRequestsProjection
+    from donjon.plugins.oidc.device_events import DeviceAuthsProjection
     from donjon.plugins.oidc.keys.events import WebKeysProjection
     from donjon.plugins.oidc.tokens.events import AccessTokensProjection
     from donjon.plugins.oidc.tokens.refresh import RefreshTokensProjection
@@ -56,6 +59,7 @@ def register_projections() -> list[Projection]:
         AccessTokensProjection(),
         AuthRequestsProjection(),
         RefreshTokensProjection(),
+        DeviceAuthsProjection(),
     ]
 
 

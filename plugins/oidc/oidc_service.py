@@ -20,6 +20,11 @@ from donjon.plugins.oidc.auth_requests import (
     finish_auth_request,
     get_auth_request,
 )
+from donjon.plugins.oidc.device import (
+    approve_device_request,
+    deny_device_request,
+    get_device_request,
+)
 
 service = Service("zitadel.oidc.v2.OIDCService")
 PERMISSION = "session.link"
@@ -136,3 +141,66 @@ async def create_callback(call: Call, req: CreateCallbackRequest) -> dict[str, A
         "details": details(changed_at=now, owner=call.instance_id),
         "callbackUrl": url,
     }
+
+
+class GetDeviceAuthorizationRequestRequest(Message):
+    user_code: str | None = None
+
+
+class AuthorizeOrDenyDeviceAuthorizationRequest(Message):
+    device_authorization_id: str | None = None
+    session: CallbackSession | None = None
+    deny: dict[str, Any] | None = None
+
+
+@service.rpc("GetDeviceAuthorizationRequest", request=GetDeviceAuthorizationRequestRequest)
+async def get_device_authorization_request(
+    call: Call, req: GetDeviceAuthorizationRequestRequest
+) -> dict[str, Any]:
+    """Read a pending device authorization by the user code the person typed."""
+    await call.require(PERMISSION)
+    if not req.user_code:
+        raise ConnectError("invalid_argument", "userCode: is required")
+    async with call.runtime.db.read() as conn:
+        row = await get_device_request(conn, call.instance_id, req.user_code)
+    if row is None:
+        raise ConnectError("not_found", "userCode: no pending device authorization has this code")
+    return {
+        "deviceAuthorizationRequest": {
+            "id": row["id"],
+            "clientId": row["client_id"],
+            "scope": list(row["scopes"]),
+            "appName": row["app_name"] or "",
+            "projectName": row["project_name"] or "",
+        }
+    }
+
+
+@service.rpc(
+    "AuthorizeOrDenyDeviceAuthorization", request=AuthorizeOrDenyDeviceAuthorizationRequest
+)
+async def authorize_or_deny_device_authorization(
+    call: Call, req: AuthorizeOrDenyDeviceAuthorizationRequest
+) -> dict[str, Any]:
+    """Approve a device authorization with a session (and its token), or deny it."""
+    await call.require(PERMISSION)
+    if not req.device_authorization_id:
+        raise ConnectError("invalid_argument", "deviceAuthorizationId: is required")
+    if (req.session is None) == (req.deny is None):
+        raise ConnectError("invalid_argument", "session: send either session or deny")
+    if req.deny is not None:
+        await deny_device_request(call.runtime, call.instance_id, req.device_authorization_id)
+        return {}
+    assert req.session is not None
+    if not req.session.session_id:
+        raise ConnectError("invalid_argument", "session.sessionId: is required")
+    if not req.session.session_token:
+        raise ConnectError("invalid_argument", "session.sessionToken: is required")
+    await approve_device_request(
+        call.runtime,
+        call.instance_id,
+        req.device_authorization_id,
+        req.session.session_id,
+        req.session.session_token,
+    )
+    return {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from donjon.plugins.oidc.endpoints.authorize import authorize
+from donjon.plugins.oidc.endpoints.device_authorization import device_authorization
 from donjon.plugins.oidc.endpoints.discovery import discovery
 from donjon.plugins.oidc.endpoints.end_session import end_session
 from donjon.plugins.oidc.endpoints.introspection import introspect
@@ -16,6 +17,7 @@ from donjon.plugins.oidc.endpoints.userinfo import userinfo
 
 ROUTES: list[Any] = [
     authorize,
+    device_authorization,
     discovery,
     end_session,
     jwks,

@@ -19,6 +19,7 @@ from donjon.plugins.oidc.client_auth import ALL_METHODS
 from donjon.plugins.oidc.grants import GRANTS
 from donjon.plugins.oidc.issuer import (
     AUTHORIZE_PATH,
+    DEVICE_AUTHORIZATION_PATH,
     DISCOVERY_PATH,
     END_SESSION_PATH,
     INTROSPECT_PATH,
@@ -83,6 +84,7 @@ def configuration(issuer: Issuer, *, require_par: bool = False) -> dict[str, Any
         "jwks_uri": issuer.endpoint(KEYS_PATH),
         "end_session_endpoint": issuer.endpoint(END_SESSION_PATH),
         "pushed_authorization_request_endpoint": issuer.endpoint(PAR_PATH),
+        "device_authorization_endpoint": issuer.endpoint(DEVICE_AUTHORIZATION_PATH),
         "require_pushed_authorization_requests": require_par,
         "scopes_supported": list(SCOPES),
         "response_types_supported": ["code", "id_token", "id_token token"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from donjon.plugins.oidc.grants.authorization_code import AuthorizationCodeGrant
 from donjon.plugins.oidc.grants.base import Grant
 from donjon.plugins.oidc.grants.client_credentials import ClientCredentialsGrant
+from donjon.plugins.oidc.grants.device_code import DeviceCodeGrant
 from donjon.plugins.oidc.grants.jwt_bearer import JWTBearerGrant
 from donjon.plugins.oidc.grants.refresh_token import RefreshTokenGrant
 
@@ -15,6 +16,7 @@ GRANTS: dict[str, type[Grant]] = {
         RefreshTokenGrant,
         ClientCredentialsGrant,
         JWTBearerGrant,
+        DeviceCodeGrant,
     )
 }
 

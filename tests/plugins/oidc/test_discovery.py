@@ -27,6 +27,7 @@ async def test_discovery_names_the_issuer_of_the_request_host_and_zitadels_paths
         "authorization_code",
         "refresh_token",
         "implicit",
+        "urn:ietf:params:oauth:grant-type:device_code",
         "client_credentials",
         "urn:ietf:params:oauth:grant-type:jwt-bearer",
     }
