@@ -6,16 +6,25 @@
 import * as client from 'openid-client'
 
 const input = JSON.parse(process.argv[2])
+// A public client (no secret) authenticates with its client id alone.
 const config = await client.discovery(
   new URL(input.issuer),
   input.clientId,
-  { client_secret: input.clientSecret },
-  client.ClientSecretBasic(input.clientSecret),
+  input.clientSecret ? { client_secret: input.clientSecret } : undefined,
+  input.clientSecret ? client.ClientSecretBasic(input.clientSecret) : client.None(),
   { execute: [client.allowInsecureRequests] },
 )
 const meta = config.serverMetadata()
 
-if (input.phase === 'start') {
+if (input.phase === 'device-start') {
+  // RFC 8628: the device asks, prints its codes, and exits; 'device-poll' resumes.
+  const response = await client.initiateDeviceAuthorization(config, { scope: input.scope })
+  console.log(JSON.stringify(response))
+} else if (input.phase === 'device-poll') {
+  const tokens = await client.pollDeviceAuthorizationGrant(config, input.deviceResponse)
+  const claims = tokens.claims()
+  console.log(JSON.stringify({ claims, scope: tokens.scope, hasRefresh: Boolean(tokens.refresh_token) }))
+} else if (input.phase === 'start') {
   const codeVerifier = client.randomPKCECodeVerifier()
   const codeChallenge = await client.calculatePKCECodeChallenge(codeVerifier)
   const state = client.randomState()

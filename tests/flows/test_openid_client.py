@@ -238,3 +238,68 @@ def test_pushed_authorization_request(donjon_server: DonjonServer, openid_client
         **common,
     )
     assert done["claims"]["sub"] == alice and done["refreshedRotated"]
+
+
+def test_device_authorization(donjon_server: DonjonServer, openid_client: Path) -> None:
+    """openid-client's device flow (RFC 8628) with a public client: initiate, the person
+    approves through the OIDCService with a session, the device's polling gets tokens."""
+    server = donjon_server
+    project_id = connect(
+        server, "zitadel.project.v2.ProjectService", "CreateProject", {"name": "TV"}
+    )["projectId"]
+    client_id = connect(
+        server,
+        "zitadel.application.v2.ApplicationService",
+        "CreateApplication",
+        {
+            "projectId": project_id,
+            "name": "tv",
+            "oidcConfiguration": {
+                "redirectUris": ["http://127.0.0.1/callback"],
+                "responseTypes": ["OIDC_RESPONSE_TYPE_CODE"],
+                "grantTypes": [
+                    "OIDC_GRANT_TYPE_AUTHORIZATION_CODE",
+                    "OIDC_GRANT_TYPE_DEVICE_CODE",
+                    "OIDC_GRANT_TYPE_REFRESH_TOKEN",
+                ],
+                "applicationType": "OIDC_APP_TYPE_NATIVE",
+                "authMethodType": "OIDC_AUTH_METHOD_TYPE_NONE",
+            },
+        },
+    )["oidcConfiguration"]["clientId"]
+    alice = person(server)
+    common = {"issuer": server.url, "clientId": client_id, "clientSecret": ""}
+    started = rp(openid_client, phase="device-start", scope="openid offline_access", **common)
+    assert started["verification_uri"] == f"{server.url}/ui/login/device"
+    pending = connect(
+        server,
+        "zitadel.oidc.v2.OIDCService",
+        "GetDeviceAuthorizationRequest",
+        {"userCode": started["user_code"]},
+    )["deviceAuthorizationRequest"]
+    session = connect(
+        server,
+        "zitadel.session.v2.SessionService",
+        "CreateSession",
+        {
+            "checks": {
+                "user": {"loginName": "alice@donjon.localhost"},
+                "password": {"password": PASSWORD},
+            }
+        },
+    )
+    connect(
+        server,
+        "zitadel.oidc.v2.OIDCService",
+        "AuthorizeOrDenyDeviceAuthorization",
+        {
+            "deviceAuthorizationId": pending["id"],
+            "session": {
+                "sessionId": session["sessionId"],
+                "sessionToken": session["sessionToken"],
+            },
+        },
+    )
+    done = rp(openid_client, phase="device-poll", deviceResponse=started, **common)
+    assert done["claims"]["sub"] == alice and done["hasRefresh"]
+    assert done["scope"] == "openid offline_access"
