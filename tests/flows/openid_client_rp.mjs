@@ -16,7 +16,15 @@ const config = await client.discovery(
 )
 const meta = config.serverMetadata()
 
-if (input.phase === 'device-start') {
+if (input.phase === 'client-credentials') {
+  const tokens = await client.clientCredentialsGrant(config, { scope: input.scope })
+  console.log(JSON.stringify({ accessToken: tokens.access_token, scope: tokens.scope, expiresIn: tokens.expires_in }))
+} else if (input.phase === 'introspect') {
+  console.log(JSON.stringify(await client.tokenIntrospection(config, input.token)))
+} else if (input.phase === 'revoke') {
+  await client.tokenRevocation(config, input.token)
+  console.log(JSON.stringify({ revoked: true }))
+} else if (input.phase === 'device-start') {
   // RFC 8628: the device asks, prints its codes, and exits; 'device-poll' resumes.
   const response = await client.initiateDeviceAuthorization(config, { scope: input.scope })
   console.log(JSON.stringify(response))

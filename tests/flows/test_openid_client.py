@@ -303,3 +303,38 @@ def test_device_authorization(donjon_server: DonjonServer, openid_client: Path) 
     done = rp(openid_client, phase="device-poll", deviceResponse=started, **common)
     assert done["claims"]["sub"] == alice and done["hasRefresh"]
     assert done["scope"] == "openid offline_access"
+
+
+def test_client_credentials_introspection_and_revocation(
+    donjon_server: DonjonServer, openid_client: Path
+) -> None:
+    """openid-client as a machine user (client credentials), as a resource server (an API
+    app introspecting), and revoking the machine's token."""
+    server = donjon_server
+    project_id = connect(
+        server, "zitadel.project.v2.ProjectService", "CreateProject", {"name": "API"}
+    )["projectId"]
+    api_app = connect(
+        server,
+        "zitadel.application.v2.ApplicationService",
+        "CreateApplication",
+        {"projectId": project_id, "name": "resource", "apiConfiguration": {}},
+    )["apiConfiguration"]
+    users = "zitadel.user.v2.UserService"
+    robot = connect(server, users, "CreateUser", {"username": "robot", "machine": {"name": "R"}})
+    secret = connect(server, users, "AddSecret", {"userId": robot["id"]})["clientSecret"]
+    machine = {"issuer": server.url, "clientId": "robot", "clientSecret": secret}
+    resource = {
+        "issuer": server.url,
+        "clientId": api_app["clientId"],
+        "clientSecret": api_app["clientSecret"],
+    }
+    scope = f"openid urn:zitadel:iam:org:project:id:{project_id}:aud"
+    got = rp(openid_client, phase="client-credentials", scope=scope, **machine)
+    assert got["accessToken"] and got["expiresIn"] > 0
+    active = rp(openid_client, phase="introspect", token=got["accessToken"], **resource)
+    assert active["active"] is True and active["sub"] == robot["id"]
+    assert project_id in active["aud"]
+    assert rp(openid_client, phase="revoke", token=got["accessToken"], **machine)["revoked"]
+    gone = rp(openid_client, phase="introspect", token=got["accessToken"], **resource)
+    assert gone == {"active": False}
