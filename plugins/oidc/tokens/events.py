@@ -112,13 +112,20 @@ Index(
     unique=True,
 )
 Index("oidc_access_tokens_user", access_tokens_table.c.instance_id, access_tokens_table.c.user_id)
+# Revoking a session (code reuse, refresh token reuse, logout) patches its tokens.
+Index(
+    "oidc_access_tokens_session",
+    access_tokens_table.c.instance_id,
+    access_tokens_table.c.session_id,
+)
 
 
 class AccessTokensProjection(Projection):
     """`oidc_access_tokens`, written in the push transaction."""
 
     name = "oidc_access_tokens"
-    version = 1
+    # 2: index by session (oidc_session.revoked), access tokens added by refreshes.
+    version = 2
     inline = True
     tables = (access_tokens_table,)
 
