@@ -350,14 +350,7 @@ async def set_email(call: Call, req: SetEmailRequest) -> dict[str, Any]:
 @service.rpc("VerifyEmail", request=VerifyRequest)
 async def verify_email(call: Call, req: VerifyRequest) -> dict[str, Any]:
     """Mark the email verified with the code SetEmail (or AddHumanUser) made."""
-    state = await load_user(call, req.user_id)
-    await authorize(call, "user.write", state, self_ok=True)
-    _human(state)
-    if not req.verification_code:
-        raise invalid("verificationCode", "is required")
-    if not cmd.code_matches(state.email_code, req.verification_code):
-        raise invalid("verificationCode", "is wrong or expired")
-    return await push_change(call, state, [ev.HumanEmailVerified()])
+    return await _verify(call, req, "email_code", ev.HumanEmailVerified())
 
 
 @service.rpc("SetPhone", request=SetPhoneRequest)
@@ -377,14 +370,19 @@ async def set_phone(call: Call, req: SetPhoneRequest) -> dict[str, Any]:
 @service.rpc("VerifyPhone", request=VerifyRequest)
 async def verify_phone(call: Call, req: VerifyRequest) -> dict[str, Any]:
     """Mark the phone verified with the code SetPhone made."""
+    return await _verify(call, req, "phone_code", ev.HumanPhoneVerified())
+
+
+async def _verify(call: Call, req: VerifyRequest, pending: str, event: Event) -> dict[str, Any]:
+    """Push `event` when the request's code is the user's pending `pending` code."""
     state = await load_user(call, req.user_id)
     await authorize(call, "user.write", state, self_ok=True)
     _human(state)
     if not req.verification_code:
         raise invalid("verificationCode", "is required")
-    if not cmd.code_matches(state.phone_code, req.verification_code):
+    if not cmd.code_matches(getattr(state, pending), req.verification_code):
         raise invalid("verificationCode", "is wrong or expired")
-    return await push_change(call, state, [ev.HumanPhoneVerified()])
+    return await push_change(call, state, [event])
 
 
 @service.rpc("RemovePhone", request=UserIDOnly)
