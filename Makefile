@@ -7,6 +7,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 MASTERKEY_FILE ?= .donjon/masterkey
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist); each test file runs whole in one of them.
+PYTEST_WORKERS ?= auto
 
 .PHONY: run test bench lint clean
 
@@ -29,7 +31,7 @@ run: $(BIN)/.installed $(MASTERKEY_FILE)
 
 test: $(BIN)/.installed
 	$(BIN)/pip install -q ./tests/fixtures/donjon-sample-plugin
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: $(BIN)/.installed
 	$(BIN)/python bench/push.py
