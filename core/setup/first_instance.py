@@ -104,7 +104,10 @@ def _announce(runtime: Runtime, username: str, org_domain: str, pat_file: Path |
     human = runtime.settings.FirstInstance.Org.Human
     lines = [
         "the first instance is ready",
-        f"  console:  {runtime.settings.external_url}/ui/console/",
+        # No console UI yet: the hosted login (sign in, account) and the API.
+        f"  sign in:  {runtime.settings.external_url}/ui/login/",
+        f"  API:      {runtime.settings.external_url}/zitadel.<pkg>.v2.<Service>/<Method>"
+        f" (OpenAPI: {runtime.settings.external_url}/openapi/management.json)",
         f"  log in as {username}@{org_domain} with the password {human.Password!r}"
         + (" (you will be asked to change it)" if human.PasswordChangeRequired else ""),
     ]
