@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from tests.conftest import require_tool
 from tests.flows.conftest import DonjonServer
 
 RP_SCRIPT = Path(__file__).with_name("openid_client_rp.mjs")
@@ -32,8 +33,8 @@ PASSWORD = "Secr3t-Passw0rd!"
 @pytest.fixture(scope="session")
 def openid_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A directory with openid-client installed and the RP script beside it."""
-    if not shutil.which("node") or not shutil.which("npm"):
-        pytest.skip("node and npm are needed")
+    has_node = shutil.which("node") and shutil.which("npm")
+    require_tool(None if has_node else "node and npm are needed")
     where = tmp_path_factory.mktemp("openid-client")
     (where / "package.json").write_text('{"name": "rp", "private": true, "type": "module"}')
     done = subprocess.run(
@@ -44,7 +45,7 @@ def openid_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         timeout=300,
     )
     if done.returncode != 0:
-        pytest.skip(f"npm install openid-client failed: {done.stderr[-500:]}")
+        require_tool(f"npm install openid-client failed: {done.stderr[-500:]}")
     shutil.copy(RP_SCRIPT, where / "rp.mjs")
     yield where
 

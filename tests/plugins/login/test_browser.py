@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import require_tool
 from tests.flows.conftest import DonjonServer, start_donjon, stop_donjon, store_env  # noqa: F401
 from tests.plugins.login.conftest import PASSWORD, SmtpSink, smtp_sink  # noqa: F401
 
@@ -56,8 +57,8 @@ def login_server(
 
 @pytest.fixture
 def page() -> Iterator[Any]:
-    if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
-        pytest.skip("needs Debian's chromium (apt-get install chromium)")
+    missing = not Path(CHROMIUM).exists() and not shutil.which("chromium")
+    require_tool("needs Debian's chromium (apt-get install chromium)" if missing else None)
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
