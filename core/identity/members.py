@@ -30,7 +30,13 @@ INSTANCE, ORG, PROJECT = "instance", "org", "project"
 SCOPES = (INSTANCE, ORG, PROJECT)
 
 # Permissions by role. A permission `x.y` is granted by `x.y` or by a
-# wildcard prefix `x.*`; `*` grants everything.
+# wildcard prefix `x.*`; `*` grants everything except the permissions in
+# `EXPLICIT_ONLY`, which a role must name (impersonating users is never a
+# side effect of being an owner, as in ZITADEL).
+IMPERSONATION = "impersonation"
+ADMIN_IMPERSONATION = "admin.impersonation"
+EXPLICIT_ONLY = frozenset({IMPERSONATION, ADMIN_IMPERSONATION})
+
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     # instance roles
     "IAM_OWNER": frozenset({"*"}),
@@ -73,6 +79,10 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "session.link",
         }
     ),
+    # Token exchange impersonation: of users who administer nothing (END_USER),
+    # and of administrators too (ADMIN).
+    "IAM_END_USER_IMPERSONATOR": frozenset({IMPERSONATION}),
+    "IAM_ADMIN_IMPERSONATOR": frozenset({IMPERSONATION, ADMIN_IMPERSONATION}),
     # org roles
     "ORG_OWNER": frozenset(
         {
@@ -110,6 +120,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
         {"org.read", "project.read", "project.grant.*", "project.role.read"}
     ),
     "ORG_PROJECT_CREATOR": frozenset({"org.read", "project.create"}),
+    "ORG_END_USER_IMPERSONATOR": frozenset({IMPERSONATION}),
+    "ORG_ADMIN_IMPERSONATOR": frozenset({IMPERSONATION, ADMIN_IMPERSONATION}),
     # project roles
     "PROJECT_OWNER": frozenset(
         {
@@ -145,7 +157,11 @@ ROLES_BY_SCOPE: dict[str, frozenset[str]] = {
 def grants(role: str, permission: str) -> bool:
     """Whether `role` includes `permission` (wildcards `*` and `prefix.*` included)."""
     held = ROLE_PERMISSIONS.get(role, frozenset())
-    if "*" in held or permission in held:
+    if permission in held:
+        return True
+    if permission in EXPLICIT_ONLY:
+        return False
+    if "*" in held:
         return True
     parts = permission.split(".")
     return any(".".join(parts[:i]) + ".*" in held for i in range(1, len(parts)))

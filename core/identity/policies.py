@@ -33,6 +33,7 @@ from donjon.core.identity.policy_events import (
     LOGIN,
     ORG,
     PASSWORD_COMPLEXITY,
+    SECURITY,
     PolicyKind,
     policies_table,
 )
@@ -45,6 +46,7 @@ from donjon.core.identity.policy_types import (
     P,
     PasswordComplexity,
     Policy,
+    SecurityPolicy,
     from_payload,
 )
 
@@ -60,6 +62,7 @@ __all__ = [
     "LoginPolicy",
     "PasswordComplexity",
     "Resolved",
+    "SecurityPolicy",
     "default_password_complexity",
     "defaults",
     "domain_policy",
@@ -68,6 +71,7 @@ __all__ = [
     "password_complexity",
     "password_problems",
     "resolve",
+    "security_policy",
 ]
 
 # The level of the configured defaults (nothing stored yet).
@@ -204,6 +208,28 @@ async def domain_policy(
 ) -> DomainPolicy:
     """The domain policy for `org_id` (None: the instance's)."""
     return cast(DomainPolicy, (await resolve(conn, instance_id, org_id, DOMAIN, settings)).policy)
+
+
+async def security_policy(conn: AsyncConnection, instance_id: str) -> Resolved[SecurityPolicy]:
+    """The instance's security policy (instance level only); all off until one is stored."""
+    t = policies_table
+    row = (
+        await conn.execute(
+            select(t).where(
+                t.c.instance_id == instance_id, t.c.owner_id == instance_id, t.c.kind == SECURITY
+            )
+        )
+    ).first()
+    if row is None:
+        return Resolved(SecurityPolicy(), DEFAULT, instance_id)
+    return Resolved(
+        from_payload(SecurityPolicy, row.settings),
+        INSTANCE,
+        instance_id,
+        row.sequence,
+        row.created_at,
+        row.changed_at,
+    )
 
 
 def password_problems(policy: PasswordComplexity, password: str) -> list[str]:

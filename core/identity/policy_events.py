@@ -9,7 +9,10 @@ whole policy, so the read model is a put of the payload.
 
 Kinds: `password.complexity`, `lockout`, `login`, `domain` (event names);
 their read-model keys are `password_complexity`, `lockout`, `login`, `domain`.
-Which policy applies where is resolved in `donjon.core.identity.policies`.
+The security policy is the instance's alone, as in ZITADEL: one event,
+`instance.policy.security.set`, carrying the whole policy (read-model key
+`security`). Which policy applies where is resolved in
+`donjon.core.identity.policies`.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from donjon.core.identity.policy_types import (
     LoginPolicy,
     PasswordComplexity,
     Policy,
+    SecurityPolicy,
 )
 from donjon.core.identity.writemodel import WriteModel, applies
 from donjon.core.projections.base import Projection, handles, projection_metadata
@@ -183,6 +187,19 @@ class OrgDomainPolicyRemoved(Event):
     AGGREGATE_TYPE = ORG_AGGREGATE
 
 
+# -- security (instance only) --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InstanceSecurityPolicySet(PolicySet, SecurityPolicy):
+    TYPE = "instance.policy.security.set"
+    AGGREGATE_TYPE = INSTANCE_AGGREGATE
+
+
+#: The read-model key of the security policy.
+SECURITY = "security"
+
+
 @dataclass(frozen=True)
 class PolicyKind:
     """One kind of policy: its value type and its five events."""
@@ -241,13 +258,14 @@ KINDS: dict[str, PolicyKind] = {k.name: k for k in (PASSWORD_COMPLEXITY, LOCKOUT
 # The kind of every set and removed event type.
 KIND_OF_EVENT: dict[str, str] = {
     cls.TYPE: k.name for k in KINDS.values() for cls in (*k.set_events, k.org_removed)
-}
+} | {InstanceSecurityPolicySet.TYPE: SECURITY}
 _INSTANCE_SET = tuple(c.TYPE for k in KINDS.values() for c in k.set_events[:2])
 _ORG_SET = tuple(c.TYPE for k in KINDS.values() for c in k.set_events[2:])
 _ORG_REMOVED = tuple(k.org_removed.TYPE for k in KINDS.values())
 
 EVENT_TYPES: list[type[Event]] = [
-    cls for k in KINDS.values() for cls in (*k.set_events, k.org_removed)
+    *(cls for k in KINDS.values() for cls in (*k.set_events, k.org_removed)),
+    InstanceSecurityPolicySet,
 ]
 
 policies_table = Table(
@@ -310,6 +328,23 @@ class PoliciesProjection(Projection):
     def removed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
         return [Remove(policies_table, self._key(e))]
 
+    @handles(InstanceSecurityPolicySet.TYPE)
+    def security_set(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        # One event type for the first set and every change: the row is put whole.
+        return [
+            Put(
+                policies_table,
+                {
+                    **self._key(e),
+                    "owner_type": INSTANCE,
+                    "settings": dict(e.payload),
+                    "created_at": e.created_at,
+                    "changed_at": e.created_at,
+                    "sequence": e.sequence,
+                },
+            )
+        ]
+
     @handles("org.removed")
     def org_gone(self, e: StoredEvent):  # type: ignore[no-untyped-def]
         return [
@@ -340,7 +375,7 @@ class _StoredPolicies(WriteModel):
         payload = self.stored.get(kind.name)
         return None if payload is None else policy_types.from_payload(kind.value_type, payload)
 
-    @applies(*_INSTANCE_SET, *_ORG_SET)
+    @applies(*_INSTANCE_SET, *_ORG_SET, InstanceSecurityPolicySet.TYPE)
     def on_set(self, e: StoredEvent) -> None:
         self.stored[KIND_OF_EVENT[e.type]] = dict(e.payload)
 
@@ -394,6 +429,17 @@ def set_policy(
         cls = kind.org_changed if org else kind.instance_changed
     values = {f.name: getattr(policy, f.name) for f in dataclasses.fields(policy)}
     return AggregateChanges(state.aggregate(), [cls(**values)], expected_sequence=state.sequence)
+
+
+def set_security_policy(state: InstancePolicies, policy: SecurityPolicy) -> AggregateChanges | None:
+    """The event storing the instance's security policy; None when it is already stored."""
+    stored = state.stored.get(SECURITY)
+    if stored is not None and policy_types.from_payload(SecurityPolicy, stored) == policy:
+        return None
+    values = {f.name: getattr(policy, f.name) for f in dataclasses.fields(policy)}
+    return AggregateChanges(
+        state.aggregate(), [InstanceSecurityPolicySet(**values)], expected_sequence=state.sequence
+    )
 
 
 def remove_org_policy(state: OrgPolicies, kind: PolicyKind) -> AggregateChanges | None:

@@ -83,8 +83,22 @@ class DomainPolicy:
     smtp_sender_address_matches_instance_domain: bool = False
 
 
-Policy = PasswordComplexity | Lockout | LoginPolicy | DomainPolicy
-P = TypeVar("P", PasswordComplexity, Lockout, LoginPolicy, DomainPolicy)
+@dataclass(frozen=True)
+class SecurityPolicy:
+    """The instance's security settings (ZITADEL's security policy; instance level only).
+
+    `enable_impersonation` lets token exchange (RFC 8693) issue tokens for a
+    user to an actor holding an `*_IMPERSONATOR` role; off by default.
+    """
+
+    # Whether the hosted pages may be embedded in an iframe, and by which origins.
+    enable_iframe_embedding: bool = False
+    allowed_origins: tuple[str, ...] = ()
+    enable_impersonation: bool = False
+
+
+Policy = PasswordComplexity | Lockout | LoginPolicy | DomainPolicy | SecurityPolicy
+P = TypeVar("P", PasswordComplexity, Lockout, LoginPolicy, DomainPolicy, SecurityPolicy)
 
 
 def to_payload(policy: Policy) -> dict[str, Any]:
