@@ -33,6 +33,12 @@ def register_settings() -> list[SettingsSection]:
 @hookimpl
 def register_routes() -> list[Any]:
     from donjon.plugins.login.pages_change import change_form, change_submit
+    from donjon.plugins.login.pages_device import (
+        consent_form,
+        consent_submit,
+        device_form,
+        device_submit,
+    )
     from donjon.plugins.login.pages_login import (
         accounts_form,
         accounts_submit,
@@ -72,6 +78,10 @@ def register_routes() -> list[Any]:
         change_submit,
         verify_form,
         verify_submit,
+        device_form,
+        device_submit,
+        consent_form,
+        consent_submit,
         stylesheet,
     ]
 

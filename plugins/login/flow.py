@@ -1,9 +1,11 @@
 """What every page of the hosted login shares: the request's context, forms, and the end.
 
 `LoginContext.of(request, ...)` gathers the instance, this browser's CSRF
-token and sessions, the auth request (`authRequest` in the query or form)
-and the branding. `proceed` is where a proven session goes next: a further
-step (`steps`), else back to the client, else the signed-in page.
+token and sessions, the auth request (`authRequest` in the query or form),
+the device code being approved (`userCode`, RFC 8628) and the branding.
+`proceed` is where a proven session goes next: a further step (`steps`),
+else back to the client, else the device's consent page, else the
+signed-in page.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from donjon.core.api.org_service import default_org_id
 from donjon.core.identity import policies
 from donjon.core.identity.policy_types import LoginPolicy, PasswordComplexity
 from donjon.core.identity.sessions import SessionState
-from donjon.plugins.login import auth_requests, cookies, render
+from donjon.plugins.login import auth_requests, cookies, devices, render
 from donjon.plugins.login.settings import login_settings
 from donjon.plugins.login.steps import StepContext, next_step
 
@@ -40,6 +42,8 @@ class LoginContext:
     form: dict[str, str]
     auth_id: str
     auth: auth_requests.LoginRequest | None
+    #: The device code (`XXXX-XXXX`) this login approves, when it is not an auth request's.
+    user_code: str = ""
     sessions_changed: bool = False
 
     @classmethod
@@ -51,6 +55,8 @@ class LoginContext:
             raw = await request.form()
             form = {k: str(v)[:MAX_FIELD] for k, v in raw.items() if isinstance(v, str)}
         auth_id = (form.get("authRequest") or request.query_params.get("authRequest") or "")[:200]
+        auth = await auth_requests.load(runtime, instance_id, auth_id)
+        user_code = form.get("userCode") or request.query_params.get("userCode") or ""
         return cls(
             request,
             runtime,
@@ -59,7 +65,8 @@ class LoginContext:
             await cookies.read_sessions(request, runtime, instance_id),
             form,
             auth_id,
-            await auth_requests.load(runtime, instance_id, auth_id),
+            auth,
+            devices.display(user_code[:64]) if auth is None else "",
         )
 
     def param(self, name: str) -> str:
@@ -76,15 +83,23 @@ class LoginContext:
 
     def query(self, **extra: str) -> str:
         """`?authRequest=…&…` for links and redirects (empty values left out)."""
-        params = {"authRequest": self.auth_id if self.auth else "", **extra}
+        params = {
+            "authRequest": self.auth_id if self.auth else "",
+            "userCode": self.user_code,
+            **extra,
+        }
         kept = {k: v for k, v in params.items() if v}
         return "?" + urlencode(kept) if kept else ""
 
     async def org_id(self) -> str:
-        """The org a login without a known user is in: the auth request's org scope, else
-        the instance's default org."""
+        """The org a login without a known user is in: the auth request's (or device
+        request's) org scope, else the instance's default org."""
         if self.auth and self.auth.org_id:
             return self.auth.org_id
+        if self.user_code:
+            device = await devices.load(self.runtime, self.instance_id, self.user_code)
+            if device.org_id:
+                return device.org_id
         return await default_org_id(self.call())
 
     def call(self, user_id: str = "", org_id: str = "") -> Call:
@@ -120,6 +135,7 @@ class LoginContext:
     async def page(self, template: str, org_id: str | None = None, **values: Any) -> Response[Any]:
         brand = await render.branding(self.runtime, self.instance_id, org_id)
         values.setdefault("auth_request", self.auth_id if self.auth else "")
+        values.setdefault("user_code", self.user_code)
         values.setdefault("app_name", self.auth.app_name if self.auth else "")
         values.setdefault("query", self.query())
         values.setdefault("new_query", self.query(new="1"))
@@ -168,4 +184,8 @@ class LoginContext:
                     text=exc.message.partition(": ")[2] or exc.message,
                 )
             return await self.finish_response(Redirect(url, status_code=303))
+        if self.user_code:
+            return await self.redirect(
+                "/ui/login/device/consent" + self.query(sessionId=session.id)
+            )
         return await self.redirect("/ui/login/signedin" + self.query(sessionId=session.id))

@@ -12,6 +12,9 @@ The interface for logins (as `auth_requests` for the code flow):
   (None when unknown, expired or finished) with `id`, `client_id`,
   `app_name`, `project_name`, `scopes`; the code is read case-insensitively,
   with or without its dash;
+- `find_device_request(conn, instance_id, user_code)`: the newest request
+  with that code whatever its `state` (`pending`, `approved`, `denied`,
+  `done`) and `expires_at`, so a login can say why a code no longer works;
 - `approve_device_request(runtime, instance_id, id, session_id, session_token)`:
   the session's user approves (the same login checks as an auth request);
 - `deny_device_request(runtime, instance_id, id)`: the person refuses.
@@ -100,10 +103,10 @@ async def add_device_request(
     )
 
 
-async def get_device_request(
+async def find_device_request(
     conn: AsyncConnection, instance_id: str, user_code: str
 ) -> dict[str, Any] | None:
-    """The pending device request with this user code (see the module docstring)."""
+    """The newest device request with this user code, in any state (see the module docstring)."""
     code = normalise_user_code(user_code or "")
     if len(code) != USER_CODE_LENGTH:
         return None
@@ -113,13 +116,22 @@ async def get_device_request(
             select(d, a.c.name.label("app_name"), p.c.name.label("project_name"))
             .outerjoin(a, (a.c.instance_id == d.c.instance_id) & (a.c.id == d.c.app_id))
             .outerjoin(p, (p.c.instance_id == a.c.instance_id) & (p.c.id == a.c.project_id))
-            .where(d.c.instance_id == instance_id, d.c.user_code == code, d.c.state == PENDING)
+            .where(d.c.instance_id == instance_id, d.c.user_code == code)
             .order_by(d.c.created_at.desc())
+            .limit(1)
         )
     ).first()
-    if row is None or row.expires_at <= datetime.now(UTC):
+    return dict(row._mapping) if row is not None else None
+
+
+async def get_device_request(
+    conn: AsyncConnection, instance_id: str, user_code: str
+) -> dict[str, Any] | None:
+    """The pending device request with this user code (see the module docstring)."""
+    row = await find_device_request(conn, instance_id, user_code)
+    if row is None or row["state"] != PENDING or row["expires_at"] <= datetime.now(UTC):
         return None
-    return dict(row._mapping)
+    return row
 
 
 async def _pending(runtime: Runtime, instance_id: str, device_id: str) -> DeviceAuthState:

@@ -10,7 +10,9 @@ without node or npm (or the registry) the tests are skipped."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -241,9 +243,39 @@ def test_pushed_authorization_request(donjon_server: DonjonServer, openid_client
     assert done["claims"]["sub"] == alice and done["refreshedRotated"]
 
 
+def form_fields(page: httpx.Response) -> dict[str, str]:
+    """The hidden fields of the page's first form (csrf, userCode, sessionId...)."""
+    fields = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', page.text)
+    return {name: html.unescape(value) for name, value in fields}
+
+
+def device_pages(verification_uri_complete: str, login_name: str) -> str:
+    """Open the code page, confirm the code, sign in, approve: the last page's text."""
+    with httpx.Client(follow_redirects=True, timeout=30) as browser:
+        page = browser.get(verification_uri_complete)
+        assert page.status_code == 200, page.text
+        code = re.search(r'name="code" value="([^"]+)"', page.text)
+        assert code, page.text
+        base = verification_uri_complete.split("/ui/")[0]
+        page = browser.post(f"{base}/ui/login/device", data={**form_fields(page), "code": code[1]})
+        page = browser.post(
+            f"{base}/ui/login/login", data={**form_fields(page), "loginName": login_name}
+        )
+        page = browser.post(
+            f"{base}/ui/login/password", data={**form_fields(page), "password": PASSWORD}
+        )
+        assert "/ui/login/device/consent" in str(page.url), page.text
+        page = browser.post(
+            f"{base}/ui/login/device/consent", data={**form_fields(page), "decision": "approve"}
+        )
+        assert page.status_code == 200, page.text
+        return page.text
+
+
 def test_device_authorization(donjon_server: DonjonServer, openid_client: Path) -> None:
     """openid-client's device flow (RFC 8628) with a public client: initiate, the person
-    approves through the OIDCService with a session, the device's polling gets tokens."""
+    opens verification_uri_complete, signs in and approves on the hosted login's pages,
+    the device's polling gets tokens."""
     server = donjon_server
     project_id = connect(
         server, "zitadel.project.v2.ProjectService", "CreateProject", {"name": "TV"}
@@ -272,35 +304,9 @@ def test_device_authorization(donjon_server: DonjonServer, openid_client: Path) 
     common = {"issuer": server.url, "clientId": client_id, "clientSecret": ""}
     started = rp(openid_client, phase="device-start", scope="openid offline_access", **common)
     assert started["verification_uri"] == f"{server.url}/ui/login/device"
-    pending = connect(
-        server,
-        "zitadel.oidc.v2.OIDCService",
-        "GetDeviceAuthorizationRequest",
-        {"userCode": started["user_code"]},
-    )["deviceAuthorizationRequest"]
-    session = connect(
-        server,
-        "zitadel.session.v2.SessionService",
-        "CreateSession",
-        {
-            "checks": {
-                "user": {"loginName": "alice@donjon.localhost"},
-                "password": {"password": PASSWORD},
-            }
-        },
-    )
-    connect(
-        server,
-        "zitadel.oidc.v2.OIDCService",
-        "AuthorizeOrDenyDeviceAuthorization",
-        {
-            "deviceAuthorizationId": pending["id"],
-            "session": {
-                "sessionId": session["sessionId"],
-                "sessionToken": session["sessionToken"],
-            },
-        },
-    )
+    # The person's half through the hosted login's pages, as a browser would.
+    approved = device_pages(started["verification_uri_complete"], "alice@donjon.localhost")
+    assert "Device connected" in approved
     done = rp(openid_client, phase="device-poll", deviceResponse=started, **common)
     assert done["claims"]["sub"] == alice and done["hasRefresh"]
     assert done["scope"] == "openid offline_access"
