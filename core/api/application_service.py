@@ -122,6 +122,8 @@ class OIDCConfigRequest(Message):
     skip_native_app_success_page: bool | None = None
     back_channel_logout_uri: str | None = None
     login_version: LoginVersion | None = None
+    #: donjon extension (RFC 9126 `require_pushed_authorization_requests`).
+    require_pushed_authorization_requests: bool | None = None
 
 
 class SAMLConfigRequest(Message):
@@ -250,6 +252,7 @@ def oidc_settings(req: OIDCConfigRequest, where: str) -> dict[str, Any]:
         ("id_token_userinfo_assertion", "id_token_userinfo_assertion"),
         ("skip_native_app_success_page", "skip_native_app_success_page"),
         ("back_channel_logout_uri", "back_channel_logout_uri"),
+        ("require_pushed_authorization_requests", "require_pushed_authorization_requests"),
     ):
         if getattr(req, name) is not None:
             out[key] = getattr(req, name)
@@ -377,6 +380,7 @@ def oidc_configuration(row: Any) -> dict[str, Any]:
         "allowedOrigins": app_config.allowed_origins(config),
         "skipNativeAppSuccessPage": row["skip_native_app_success_page"],
         "backChannelLogoutUri": row["back_channel_logout_uri"],
+        "requirePushedAuthorizationRequests": row["require_pushed_authorization_requests"],
     }
     login = _login_out(row["login_version"], row["login_base_uri"])
     if login is not None:

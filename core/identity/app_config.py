@@ -69,6 +69,9 @@ OIDC_DEFAULTS: dict[str, Any] = {
     # 0: the instance's default login, 1: the login v1, 2: the login v2 (at login_base_uri).
     "login_version": 0,
     "login_base_uri": "",
+    # donjon extension (RFC 9126 client metadata `require_pushed_authorization_requests`):
+    # this app's authorization requests must be pushed to /oauth/v2/par first.
+    "require_pushed_authorization_requests": False,
 }
 OIDC_FIELDS = tuple(OIDC_DEFAULTS)
 

@@ -111,6 +111,7 @@ class OIDCConfigAdded(Event):
     back_channel_logout_uri: str = ""
     login_version: int = 0
     login_base_uri: str = ""
+    require_pushed_authorization_requests: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,7 @@ class OIDCConfigChanged(PartialEvent):
     back_channel_logout_uri: str | None = None
     login_version: int | None = None
     login_base_uri: str | None = None
+    require_pushed_authorization_requests: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -249,6 +251,7 @@ apps_table = Table(
     Column("back_channel_logout_uri", Text, nullable=False),
     Column("login_version", Integer, nullable=False),
     Column("login_base_uri", Text, nullable=False),
+    Column("require_pushed_authorization_requests", Boolean, nullable=False),
     # saml
     Column("entity_id", Text, nullable=True, index=True),
     Column("metadata", Text, nullable=False),
@@ -280,7 +283,8 @@ class AppsProjection(Projection):
     """The `apps` read model: every app with its kind's settings."""
 
     name = "apps"
-    version = 1
+    # 2: require_pushed_authorization_requests
+    version = 2
     inline = True
     tables = (apps_table,)
 

@@ -8,6 +8,9 @@ for an app whose login version is 2 with a base URI), which finishes it through
 `auth_requests.finish_auth_request` (or the OIDCService's CreateCallback).
 
 With `request_uri` (RFC 9126) the pushed request is used instead (`par`).
+A request that was not pushed is refused with `invalid_request` when the
+instance requires PAR (`RequirePushedAuthorizationRequests`) or the app does
+(its `requirePushedAuthorizationRequests` option).
 
 A bad client or redirect URI gets a plain 400 page: nothing is ever sent to
 a URI that is not registered. Every other error goes back to the redirect
@@ -88,6 +91,12 @@ async def authorize(
             checked = await check_authorize_request(conn, instance_id, params)
         if provider_of(runtime).settings.RequirePushedAuthorizationRequests:
             exc = InvalidRequest("authorization requests must be pushed to /oauth/v2/par")
+            exc.redirect = checked.redirect  # type: ignore[attr-defined]
+            raise exc
+        if checked.app["require_pushed_authorization_requests"]:
+            exc = InvalidRequest(
+                "this application's authorization requests must be pushed to /oauth/v2/par"
+            )
             exc.redirect = checked.redirect  # type: ignore[attr-defined]
             raise exc
     except NotRedirectable as exc:

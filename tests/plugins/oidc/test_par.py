@@ -151,3 +151,36 @@ async def test_pushed_requests_can_be_required(api: Api) -> None:
         assert r.status_code == 302 and "/ui/login/login" in r.headers["location"]
     finally:
         settings.RequirePushedAuthorizationRequests = False
+
+
+async def test_an_app_can_require_pushed_requests(api: Api) -> None:
+    strict = await oidc_app(api, requirePushedAuthorizationRequests=True)
+    relaxed = await oidc_app(api)
+    got = await api.ok("application", "GetApplication", {"applicationId": strict.app_id})
+    assert got["application"]["oidcConfiguration"]["requirePushedAuthorizationRequests"] is True
+    front = {"redirect_uri": REDIRECT, "response_type": "code", "state": "s"}
+    r = await authorize(api, {"client_id": strict.client_id, **front})
+    assert r.status_code == 302
+    refused = query_of(r.headers["location"])
+    assert refused["error"] == "invalid_request" and refused["state"] == "s"
+    assert "pushed" in refused["error_description"]
+    # Other apps are not affected, and discovery keeps the instance-wide flag.
+    r = await authorize(api, {"client_id": relaxed.client_id, **front})
+    assert "/ui/login/login?authRequest=" in r.headers["location"]
+    doc = (await api.client.get("/.well-known/openid-configuration")).json()
+    assert doc["require_pushed_authorization_requests"] is False
+    _verifier, challenge = pkce()
+    request_uri = (await push(api, strict, pushed(strict, challenge))).json()["request_uri"]
+    r = await authorize(api, {"client_id": strict.client_id, "request_uri": request_uri})
+    assert r.status_code == 302 and "/ui/login/login?authRequest=" in r.headers["location"]
+    # The option is changed through UpdateApplication like any other setting.
+    await api.ok(
+        "application",
+        "UpdateApplication",
+        {
+            "applicationId": strict.app_id,
+            "oidcConfiguration": {"requirePushedAuthorizationRequests": False},
+        },
+    )
+    r = await authorize(api, {"client_id": strict.client_id, **front})
+    assert "/ui/login/login?authRequest=" in r.headers["location"]
