@@ -1,1 +1,39 @@
-"""User-defined actions: targets, executions and durable delivery."""
+"""Actions (built-in plugin `actions`): hook implementations only.
+
+See docs/actions.md. Targets and executions (`targets`, `executions`) are
+event-sourced per instance and managed through the ActionService
+(`action_service`); requests are signed (`signing`) and only reach public
+addresses unless allowed (`ssrf`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from donjon.core import hookimpl
+
+if TYPE_CHECKING:
+    from donjon.core.events import Event
+    from donjon.core.projections.base import Projection
+
+
+@hookimpl
+def register_event_types() -> list[type[Event]]:
+    from donjon.actions import executions, targets
+
+    return [*targets.EVENT_TYPES, *executions.EVENT_TYPES]
+
+
+@hookimpl
+def register_projections() -> list[Projection]:
+    from donjon.actions.executions import ExecutionsProjection
+    from donjon.actions.targets import TargetsProjection
+
+    return [TargetsProjection(), ExecutionsProjection()]
+
+
+@hookimpl
+def register_api_services() -> list[Any]:
+    from donjon.actions.action_service import service
+
+    return [service]

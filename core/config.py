@@ -251,6 +251,16 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
         value_type = get_args(tp)[1]
         _refuse_duplicate_keys(value, path)
         return {str(k): _convert(value_type, v, _join(path, str(k))) for k, v in value.items()}
+    if origin is list:
+        # A YAML list, or one comma-separated string (an environment variable).
+        if value is None:
+            return []
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list):
+            raise SettingError(path, f"expected a list, got {_kind(value)}")
+        item_type = get_args(tp)[0]
+        return [_convert(item_type, v, f"{path}[{i}]") for i, v in enumerate(value)]
     if tp is Any:
         return value
     if tp is bool:

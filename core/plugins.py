@@ -45,6 +45,7 @@ BUILTIN_PLUGINS: list[tuple[str, str, bool]] = [
     ("core", "donjon.core.builtin", True),
     ("oidc", "donjon.plugins.oidc", False),
     ("login", "donjon.plugins.login", False),
+    ("actions", "donjon.actions", False),
 ]
 
 __all__ = [

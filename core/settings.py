@@ -339,6 +339,32 @@ class MetricsSettings:
 
 
 @dataclass
+class ActionsHTTPSettings:
+    AllowedHosts: list[str]
+
+
+@dataclass
+class ActionsSettings:
+    HTTP: ActionsHTTPSettings
+    MaxAttempts: int
+    RetryFirstAfter: timedelta
+    RetryMaxDelay: timedelta
+    Concurrency: int
+    BatchSize: int
+    RequeueEvery: timedelta
+    LeaseMargin: timedelta
+
+    def __post_init__(self) -> None:
+        _at_least(self, "MaxAttempts", 1)
+        _at_least(self, "Concurrency", 1)
+        _at_least(self, "BatchSize", 1)
+        _positive_duration(self, "RetryFirstAfter")
+        _positive_duration(self, "RetryMaxDelay")
+        _positive_duration(self, "RequeueEvery")
+        _positive_duration(self, "LeaseMargin")
+
+
+@dataclass
 class Settings:
     Log: LogSettings
     Port: int
@@ -355,6 +381,7 @@ class Settings:
     DefaultInstance: DefaultInstanceSettings
     SystemDefaults: SystemDefaultsSettings
     Metrics: MetricsSettings
+    Actions: ActionsSettings
     # Raw per-plugin sections; each plugin's own keys are checked against the
     # schema it registers (see donjon.core.plugins).
     Plugins: dict[str, dict[str, Any]] = field(default_factory=dict)

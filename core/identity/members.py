@@ -57,6 +57,8 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "policy.read",
             "events.read",
             "session.read",
+            "action.target.read",
+            "action.execution.read",
         }
     ),
     "IAM_ORG_MANAGER": frozenset(

@@ -156,6 +156,7 @@ def test_plugins_list_shows_name_version_source_and_state() -> None:
 
     assert result.returncode == 0, result.stderr
     assert table_rows(result.stdout) == [
+        ["actions", version("donjon"), "builtin", "enabled"],
         ["core", version("donjon"), "builtin", "enabled (core)"],
         ["login", version("donjon"), "builtin", "enabled"],
         ["oidc", version("donjon"), "builtin", "enabled"],
@@ -269,7 +270,7 @@ def test_an_unknown_plugin_name_fails_naming_it() -> None:
 
     assert str(failure.value) == (
         "Plugins.nosuch: no plugin named 'nosuch' is installed"
-        " (installed: core, login, oidc, sample)"
+        " (installed: actions, core, login, oidc, sample)"
     )
 
 
