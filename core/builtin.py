@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from donjon.core import hookimpl, instance
 from donjon.core.events import Event
 from donjon.core.identity import (
+    app_keys,
     apps,
     authorizations,
     members,
@@ -47,6 +48,7 @@ def register_event_types() -> list[type[Event]]:
         *authorizations.EVENT_TYPES,
         *projects.EVENT_TYPES,
         *apps.EVENT_TYPES,
+        *app_keys.EVENT_TYPES,
         *sessions.EVENT_TYPES,
     ]
 
@@ -65,6 +67,7 @@ def register_projections() -> list[Projection]:
         authorizations.AuthorizationsProjection(),
         projects.ProjectsProjection(),
         apps.AppsProjection(),
+        app_keys.AppKeysProjection(),
         sessions.SessionsProjection(),
     ]
 
@@ -72,6 +75,7 @@ def register_projections() -> list[Projection]:
 @hookimpl
 def register_api_services() -> list[Service]:
     from donjon.core.api import (
+        application_keys,
         application_service,
         authorization_service,
         event_service,
@@ -87,6 +91,8 @@ def register_api_services() -> list[Service]:
 
     # org_domains adds its methods to the OrganizationService.
     assert org_domains.service is org_service.service
+    # application_keys adds its methods to the ApplicationService.
+    assert application_keys.service is application_service.service
     return [
         org_service.service,
         user_service.service,

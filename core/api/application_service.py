@@ -5,7 +5,8 @@ Enum names are ZITADEL's (`OIDC_APP_TYPE_WEB`, `OIDC_AUTH_METHOD_TYPE_NONE`,
 configuration must follow are in `donjon.core.identity.app_config`; errors name
 the field under its configuration (`oidcConfiguration.redirectUris.0: ...`).
 Client secrets are returned once, by CreateApplication and
-GenerateClientSecret. Application keys (private_key_jwt) are not served yet.
+GenerateClientSecret. Application keys (private_key_jwt) are in
+`application_keys`.
 """
 
 from __future__ import annotations

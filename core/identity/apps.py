@@ -25,6 +25,7 @@ from donjon.core.events import AddUnique, AggregateChanges, Event, RemoveUnique,
 from donjon.core.eventstore.schema import UTCDateTime
 from donjon.core.identity import secrets
 from donjon.core.identity.app_config import OIDC_DEFAULTS, SECRET_METHODS
+from donjon.core.identity.app_keys import AppKeyAdded, AppKeyRemoved
 from donjon.core.identity.projects import (
     AGGREGATE,
     UNIQUE_APP_ID,
@@ -391,6 +392,8 @@ class AppState(ProjectState):
         super().__init__(instance_id, aggregate_id)
         self.app_id = app_id
         self.app: dict[str, Any] = {}
+        #: The app's keys (`app_keys`): key id -> expiration (RFC 3339).
+        self.app_keys: dict[str, str] = {}
 
     @classmethod
     async def load_app(cls, store: Any, instance_id: str, project_id: str, app_id: str) -> AppState:
@@ -455,6 +458,16 @@ class AppState(ProjectState):
     )
     def on_config_changed(self, e: StoredEvent) -> None:
         self._config(e, None)
+
+    @applies(AppKeyAdded.TYPE)
+    def on_key_added(self, e: StoredEvent) -> None:
+        if self._mine(e):
+            self.app_keys[e.payload["key_id"]] = e.payload["expiration"]
+
+    @applies(AppKeyRemoved.TYPE)
+    def on_key_removed(self, e: StoredEvent) -> None:
+        if self._mine(e):
+            self.app_keys.pop(e.payload["key_id"], None)
 
     def _config(self, e: StoredEvent, kind: str | None) -> None:
         if not self._mine(e):

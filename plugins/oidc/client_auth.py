@@ -11,8 +11,12 @@ OIDC Core §9); sending two is refused:
 | `client_id` alone                                 | `none` (public)       |
 
 An application must use the method it was registered with (`basic`,
-`post`, `none`, `private_key_jwt`); a machine user may use its client secret
-either way, or `private_key_jwt` with one of its keys. A wrong secret, an
+`post`, `none`, `private_key_jwt` with one of its application keys); a
+machine user may use its client secret either way, or `private_key_jwt`
+with one of its keys. A client assertion names its client in `iss` (an
+app's client id, or a machine user's id or name) and its key in `kid`; one
+set of checks (`assertion.verify_assertion`, then the single use of `jti`)
+applies to both. A wrong secret, an
 unknown client or an inactive app, project or user is `invalid_client`
 (401), saying no more than that.
 """
@@ -40,6 +44,7 @@ from donjon.plugins.oidc.clients import (
     find_machine,
     machine_client,
     machine_is_usable,
+    usable_app_key,
     usable_machine_key,
 )
 from donjon.plugins.oidc.errors import InvalidClient, InvalidRequest
@@ -178,18 +183,18 @@ async def _by_assertion(
     if not isinstance(key_id, str) or not key_id:
         raise InvalidClient("the client assertion needs kid (the key id) in its header")
     instance_id = issuer.instance_id
+    public_pem: str | None = None
     async with provider.runtime.db.read() as conn:
         app = await find_app(conn, instance_id, client_id)
         user = None if app else await find_machine(conn, instance_id, client_id, by_id=True)
-        key = (
-            await usable_machine_key(conn, instance_id, user["id"], key_id)
-            if user is not None and machine_is_usable(user)
-            else None
-        )
-    if app is not None:
-        # Application keys are not part of donjon yet: no app can sign an assertion.
-        raise InvalidClient(f"{FAILED}: the application has no keys to verify an assertion")
-    if user is None or key is None:
+        if app is not None:
+            if app_is_usable(app) and app["auth_method_type"] == "private_key_jwt":
+                app_key = await usable_app_key(conn, instance_id, client_id, key_id)
+                public_pem = app_key.public_key if app_key else None
+        elif user is not None and machine_is_usable(user):
+            machine_key = await usable_machine_key(conn, instance_id, user["id"], key_id)
+            public_pem = machine_key.public_key if machine_key else None
+    if public_pem is None:
         raise InvalidClient(FAILED)
     settings = provider.settings
     rules = AssertionRules(
@@ -199,9 +204,12 @@ async def _by_assertion(
         require_jti=True,
     )
     _claims, expires, jti = verify_assertion(
-        token, header, load_public_pem(key.public_key), client_id, rules, InvalidClient
+        token, header, load_public_pem(public_pem), client_id, rules, InvalidClient
     )
     assert jti is not None
     if not await replay.first_use(provider.runtime.db, instance_id, client_id, jti, expires):
         raise InvalidClient("the client assertion was used before (jti)")
+    if app is not None:
+        return app_client(app, PRIVATE_KEY_JWT)
+    assert user is not None
     return machine_client(user, client_id, PRIVATE_KEY_JWT)

@@ -1,7 +1,9 @@
 """OAuth clients: the instance's OIDC and API applications, and its machine users.
 
 An application is found by its client id (`apps.app_by_client_id`) and may
-be used only while it and its project are active. A machine user is a
+be used only while it and its project are active; one authenticating with
+`private_key_jwt` signs with one of its application keys (`app_keys`). A
+machine user is a
 client under its user name (ZITADEL's client credentials), authenticating
 with its client secret or, for `private_key_jwt` and the JWT profile grant,
 with one of its keys (then its user id names it too).
@@ -17,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from donjon.core.identity import apps
+from donjon.core.identity.app_keys import AppKey, app_key
 from donjon.core.identity.user_keys import MachineKey, machine_key
 from donjon.core.identity.users import ACTIVE, MACHINE, users_table
 
@@ -111,11 +114,21 @@ def machine_client(user: dict[str, Any], client_id: str, auth_method: str) -> Cl
     )
 
 
+def _unexpired(expiration: datetime | None) -> bool:
+    return expiration is None or expiration > datetime.now(UTC)
+
+
 async def usable_machine_key(
     conn: AsyncConnection, instance_id: str, user_id: str, key_id: str
 ) -> MachineKey | None:
     """The machine user's key `key_id` when it exists and has not expired."""
     key = await machine_key(conn, instance_id, user_id, key_id)
-    if key is None or (key.expiration is not None and key.expiration <= datetime.now(UTC)):
-        return None
-    return key
+    return key if key is not None and _unexpired(key.expiration) else None
+
+
+async def usable_app_key(
+    conn: AsyncConnection, instance_id: str, client_id: str, key_id: str
+) -> AppKey | None:
+    """The application key `key_id` of `client_id` when it exists and has not expired."""
+    key = await app_key(conn, instance_id, client_id, key_id)
+    return key if key is not None and _unexpired(key.expiration) else None
