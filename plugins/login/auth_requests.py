@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -27,6 +28,10 @@ class LoginRequest:
     prompt: list[str] = field(default_factory=list)
     login_hint: str = ""
     app_name: str = ""
+    #: Seconds an authentication may be old (OIDC `max_age`); -1 for any age.
+    max_age: int = -1
+    created_at: datetime | None = None
+    ui_locales: list[str] = field(default_factory=list)
     raw: Any = None
 
     @property
@@ -37,6 +42,17 @@ class LoginRequest:
             if match:
                 return match.group(1)
         return ""
+
+    def fresh(self, auth_time: datetime, now: datetime | None = None) -> bool:
+        """Whether an authentication at `auth_time` is recent enough for `max_age` and
+        `prompt=login` (one made after the request always is), as the OIDC plugin checks."""
+        requested_at = self.created_at or datetime.now(UTC)
+        if "login" in self.prompt and auth_time < requested_at:
+            return False
+        if self.max_age < 0:
+            return True
+        now = now or datetime.now(UTC)
+        return auth_time >= min(now - timedelta(seconds=self.max_age), requested_at)
 
 
 def _module(runtime: Runtime | None = None) -> Any:
@@ -74,8 +90,15 @@ async def load(runtime: Runtime, instance_id: str, auth_request_id: str) -> Logi
         prompt=list(_get(found, "prompt", []) or []),
         login_hint=str(_get(found, "login_hint", "") or ""),
         app_name=str(_get(found, "app_name", "") or ""),
+        max_age=_max_age(_get(found, "max_age", -1)),
+        created_at=_get(found, "created_at", None),
+        ui_locales=[str(v) for v in _get(found, "ui_locales", []) or []],
         raw=found,
     )
+
+
+def _max_age(value: Any) -> int:
+    return int(value) if isinstance(value, int) else -1
 
 
 async def finish(

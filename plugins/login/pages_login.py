@@ -101,12 +101,28 @@ async def accounts(ctx: LoginContext) -> list[dict[str, Any]]:
         out.append(
             {
                 "session_id": state.id,
+                "user_id": state.user_id,
+                "state": state,
                 "display_name": user.get("display_name") or user["username"],
                 "login_name": user["login_name"],
                 "signed_in": bool(row is not None and sessions.authenticates(_Row(row))),
             }
         )
     return out
+
+
+def auth_time(state: SessionState) -> datetime | None:
+    """When the session's user last proved a factor beyond the login name."""
+    times = [at for name, at in state.factors.items() if name != "user"]
+    return max(times) if times else None
+
+
+def needs_password_again(ctx: LoginContext, state: SessionState) -> bool:
+    """Whether the auth request wants a newer authentication (`max_age`, `prompt=login`)."""
+    if ctx.auth is None:
+        return False
+    at = auth_time(state)
+    return at is None or not ctx.auth.fresh(at)
 
 
 class _Row:
@@ -143,8 +159,13 @@ async def login_form(
     instance_id: NamedDependency[str],
 ) -> Response[Any]:
     ctx = await LoginContext.of(request, runtime, instance_id)
-    wants_new = ctx.param("new") == "1" or (ctx.auth is not None and "login" in ctx.auth.prompt)
-    if not wants_new and ctx.sessions.entries and await accounts(ctx):
+    if ctx.param("new") == "1":
+        return await login_page(ctx)
+    if ctx.auth is not None:
+        from donjon.plugins.login import prompts
+
+        return await prompts.start(ctx) or await login_page(ctx)
+    if ctx.sessions.entries and await accounts(ctx):
         return await ctx.redirect("/ui/login/accounts" + ctx.query())
     return await login_page(ctx)
 
@@ -327,7 +348,7 @@ async def accounts_submit(
     state = await browser_session(ctx, ctx.param("sessionId"))
     if state is None or not state.user_id:
         return await ctx.redirect("/ui/login/login" + ctx.query(new="1"))
-    if not await session_authenticates(ctx, state):
+    if not await session_authenticates(ctx, state) or needs_password_again(ctx, state):
         return await ctx.redirect("/ui/login/password" + ctx.query(sessionId=state.id))
     return await ctx.proceed(state)
 

@@ -79,7 +79,7 @@ async def test_the_code_flow_logs_in_through_the_pages_and_returns_a_code(api, b
     assert "pwd" in claims.get("amr", [])
 
 
-async def test_a_second_auth_request_offers_the_browsers_account(api, browser) -> None:
+async def test_prompt_select_account_offers_the_browsers_account(api, browser) -> None:
     await add_user(api, "alice")
     app = await oidc_app(api)
     page = await authorize(browser, app.client_id)
@@ -90,7 +90,7 @@ async def test_a_second_auth_request_offers_the_browsers_account(api, browser) -
         follow=False,
     )
 
-    accounts = await authorize(browser, app.client_id)
+    accounts = await authorize(browser, app.client_id, prompt="select_account")
     assert "/ui/login/accounts" in str(accounts.url) and "Alice" in accounts.text
     back = await browser.submit(
         "/ui/login/accounts",
