@@ -15,6 +15,8 @@ from donjon.core import hookimpl
 if TYPE_CHECKING:
     from donjon.core.events import Event
     from donjon.core.projections.base import Projection
+    from donjon.core.runtime import Runtime
+    from donjon.core.setup.migrations import Migration
 
 
 @hookimpl
@@ -37,3 +39,25 @@ def register_api_services() -> list[Any]:
     from donjon.actions.action_service import service
 
     return [service]
+
+
+@hookimpl
+def register_migrations() -> list[Migration]:
+    from donjon.actions.setup import MIGRATIONS
+
+    return list(MIGRATIONS)
+
+
+@hookimpl
+async def on_startup(runtime: Runtime) -> None:
+    """Start the outbox of event executions (enqueue and deliver loops)."""
+    from donjon.actions import worker
+
+    await worker.start(runtime)
+
+
+@hookimpl
+async def on_shutdown(runtime: Runtime) -> None:
+    from donjon.actions import worker
+
+    await worker.stop(runtime)

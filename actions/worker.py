@@ -1,0 +1,69 @@
+"""The actions machinery of one serving process: its HTTP client and its outbox loops.
+
+Started by the plugin's `on_startup` and stopped by `on_shutdown`; one per runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from donjon.actions.outbound import TargetClient
+from donjon.actions.outbox import Outbox
+
+if TYPE_CHECKING:
+    from donjon.core.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+_running: dict[int, ActionsWorker] = {}
+
+
+class ActionsWorker:
+    def __init__(self, runtime: Runtime) -> None:
+        settings = runtime.settings.Actions
+        self.client = TargetClient(runtime.keys, list(settings.HTTP.AllowedHosts))
+        self.outbox = Outbox(runtime.db, runtime.store, settings, self.client)
+        self.runtime = runtime
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.runtime.store.listeners.append(self.outbox.notify)
+        self._task = asyncio.create_task(self.outbox.run(), name="actions outbox")
+        self._task.add_done_callback(_report_end)
+
+    async def stop(self) -> None:
+        if self.outbox.notify in self.runtime.store.listeners:
+            self.runtime.store.listeners.remove(self.outbox.notify)
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                pass  # already logged by _report_end
+        await self.client.close()
+
+
+def _report_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the actions outbox stopped on an error", exc_info=task.exception())
+
+
+def worker_of(runtime: Runtime) -> ActionsWorker | None:
+    return _running.get(id(runtime))
+
+
+async def start(runtime: Runtime) -> None:
+    worker = ActionsWorker(runtime)
+    _running[id(runtime)] = worker
+    worker.start()
+    log.info("actions outbox running")
+
+
+async def stop(runtime: Runtime) -> None:
+    worker = _running.pop(id(runtime), None)
+    if worker is not None:
+        await worker.stop()
