@@ -188,14 +188,19 @@ class Outbox:
 
     async def _loop(self, step: Any, wake: asyncio.Event) -> None:
         every = self.settings.RequeueEvery.total_seconds()
+        last_error = ""
         while True:
             wake.clear()
             try:
                 more = await step()
+                last_error = ""
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("actions: %s failed; trying again", step.__name__)
+            except Exception as exc:
+                # The same failure again (a database that is down) is logged once.
+                if str(exc) != last_error:
+                    log.exception("actions: %s failed; trying again", step.__name__)
+                last_error = str(exc)
                 more = False
             if more:
                 continue

@@ -55,9 +55,7 @@ async def drain(outbox: Outbox, rounds: int = 200) -> None:
         await outbox.deliver()
         async with outbox.db.read() as conn:
             pending = (
-                await conn.execute(
-                    select(func.count()).where(deliveries_table.c.status == PENDING)
-                )
+                await conn.execute(select(func.count()).where(deliveries_table.c.status == PENDING))
             ).scalar_one()
         if not pending:
             return
@@ -161,9 +159,7 @@ async def test_failing_deliveries_are_parked_visible_and_redriven(
     await add_human(api, "parked")
     await drain(outbox)
     assert receiver.delivered() == []
-    listed = await api.ok(
-        ACTIONS, "ListEventDeliveries", {"state": "EVENT_DELIVERY_STATE_PARKED"}
-    )
+    listed = await api.ok(ACTIONS, "ListEventDeliveries", {"state": "EVENT_DELIVERY_STATE_PARKED"})
     [parked] = listed["deliveries"]
     assert parked["attempts"] == 3 and parked["lastStatus"] == 500
     assert "status 500" in parked["lastError"]
