@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 def register_event_types() -> list[type[Event]]:
     from donjon.plugins.oidc import auth_request_events as auth_requests
     from donjon.plugins.oidc import device_events as devices
+    from donjon.plugins.oidc import impersonation
     from donjon.plugins.oidc.keys import events as web_keys
     from donjon.plugins.oidc.tokens import events as tokens
     from donjon.plugins.oidc.tokens import refresh
@@ -35,6 +36,7 @@ def register_event_types() -> list[type[Event]]:
         *refresh.EVENT_TYPES,
         *auth_requests.EVENT_TYPES,
         *devices.EVENT_TYPES,
+        *impersonation.EVENT_TYPES,
     ]
 
 

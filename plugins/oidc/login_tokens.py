@@ -16,6 +16,9 @@ app's settings, as in ZITADEL:
   `id_token_role_assertion` is on and roles are asked for;
 - refresh token: with `offline_access`, when the app has the `refresh_token`
   grant (see `tokens.refresh`).
+
+Token exchange (RFC 8693) reuses this for the tokens it issues, choosing the
+access token's type and audience itself and naming the actor (`act`).
 """
 
 from __future__ import annotations
@@ -90,6 +93,23 @@ async def app_scope(
     return GrantedScope(scopes, projects, scope.api), refresh
 
 
+async def id_token_claims(
+    conn: AsyncConnection,
+    instance_id: str,
+    app: dict[str, Any],
+    user: dict[str, Any],
+    scope: GrantedScope,
+) -> dict[str, Any]:
+    """What an ID token for `user` at `app` asserts beyond the protocol's claims."""
+    claims: dict[str, Any] = {"sub": user["id"]}
+    if app["id_token_userinfo_assertion"]:
+        claims = await user_claims(conn, instance_id, user, scope.scopes)
+    if wants_roles(app, scope.scopes) and app["id_token_role_assertion"]:
+        claims.update(await role_claims(conn, instance_id, user["id"], scope.projects))
+    claims["acr"] = ACR
+    return claims
+
+
 async def login_token_set(
     provider: Provider,
     issuer: Issuer,
@@ -105,21 +125,27 @@ async def login_token_set(
     replaces: str = "",
     first: bool = True,
     access_token: bool = True,
+    token_type: str | None = None,
+    audience: list[str] | None = None,
+    actor: dict[str, Any] | None = None,
 ) -> TokenSet:
     """The tokens for `user` at `app` (see the module docstring). `first` makes the
     access token's event the session's `oidc_session.added`; later ones (refresh)
-    are `oidc_session.access_token.added`."""
+    are `oidc_session.access_token.added`. `token_type` (bearer or jwt) and
+    `audience` replace the app's type and the scope's audience; `actor` is the
+    RFC 8693 `act` claim of every token issued (token exchange)."""
     instance_id = issuer.instance_id
     client_id = app["client_id"]
-    roles = wants_roles(app, scope.scopes)
     events: list[Event] = []
     response: dict[str, Any] = {"token_type": "Bearer"}
-    audience = scope.audience(client_id, instance_id)
+    if audience is None:
+        audience = scope.audience(client_id, instance_id)
+    token_type = token_type or app["access_token_type"]
     token = ""
     if access_token:
         extra: dict[str, Any] = {}
-        if app["access_token_type"] == JWT:
-            if roles and app["access_token_role_assertion"]:
+        if token_type == JWT:
+            if wants_roles(app, scope.scopes) and app["access_token_role_assertion"]:
                 extra.update(await role_claims(conn, instance_id, user["id"], scope.projects))
             if RESOURCE_OWNER in scope.scopes:
                 extra.update(await resource_owner_claims(conn, instance_id, user["resource_owner"]))
@@ -130,21 +156,19 @@ async def login_token_set(
             client_id=client_id,
             grant_type=grant_type,
             scope=scope,
-            token_type=app["access_token_type"],
+            token_type=token_type,
             auth_methods=list(facts.amr),
             extra_claims=extra,
             audience=audience,
+            actor=actor,
         )
         events.append(added if first else AccessTokenAdded(**asdict(added)))
         token = issued.access_token
         response.update({"access_token": token, "expires_in": issued.expires_in})
     if OPENID in scope.scopes:
-        claims: dict[str, Any] = {"sub": user["id"]}
-        if app["id_token_userinfo_assertion"]:
-            claims = await user_claims(conn, instance_id, user, scope.scopes)
-        if roles and app["id_token_role_assertion"]:
-            claims.update(await role_claims(conn, instance_id, user["id"], scope.projects))
-        claims["acr"] = ACR
+        claims = await id_token_claims(conn, instance_id, app, user, scope)
+        if actor:
+            claims["act"] = actor
         response["id_token"] = await issue_id_token(
             provider,
             issuer,

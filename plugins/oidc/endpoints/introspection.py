@@ -5,7 +5,8 @@ authenticating as it was registered to. As in ZITADEL, a token is reported
 active only to an application whose project (or client id) is in the
 token's audience; to any other caller, and for any token that is unknown,
 expired, revoked, of another instance or of an inactive user, the answer is
-`{"active": false}` and nothing more. A refresh token is active only to
+`{"active": false}` and nothing more. A token issued by impersonation (token
+exchange with an actor) shows its actor as `act` (RFC 8693 §4.1). A refresh token is active only to
 the client holding it (`token_type: refresh_token`), while unused.
 """
 
@@ -108,6 +109,9 @@ async def introspection(provider: Provider, issuer: Issuer, token: ActiveToken) 
     async with provider.runtime.db.read() as conn:
         user = await load_user(conn, issuer.instance_id, token.user_id)
         claims = await user_claims(conn, issuer.instance_id, user, token.scopes) if user else {}
+    if token.actor:
+        # RFC 8693 §4.1: who acts for the subject (a token from an impersonation).
+        claims["act"] = token.actor
     return {
         **claims,
         "active": True,

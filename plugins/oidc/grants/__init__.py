@@ -8,6 +8,7 @@ from donjon.plugins.oidc.grants.client_credentials import ClientCredentialsGrant
 from donjon.plugins.oidc.grants.device_code import DeviceCodeGrant
 from donjon.plugins.oidc.grants.jwt_bearer import JWTBearerGrant
 from donjon.plugins.oidc.grants.refresh_token import RefreshTokenGrant
+from donjon.plugins.oidc.grants.token_exchange import TokenExchangeGrant
 
 GRANTS: dict[str, type[Grant]] = {
     grant.GRANT_TYPE: grant
@@ -17,6 +18,7 @@ GRANTS: dict[str, type[Grant]] = {
         ClientCredentialsGrant,
         JWTBearerGrant,
         DeviceCodeGrant,
+        TokenExchangeGrant,
     )
 }
 

@@ -7,7 +7,10 @@ carrying the access token's id (its `jti`), the SHA-256 of an opaque token
 audience, scopes and expiry. `oidc_session.access_token.revoked` (RFC 7009)
 marks it revoked. The inline read model `oidc_access_tokens` is what
 introspection, userinfo and the management API read: one row per token,
-found by digest (opaque) or by id (JWT).
+found by digest (opaque) or by id (JWT). A token issued by token exchange
+to an actor on a user's behalf (RFC 8693 impersonation) records the actor
+(`{"iss", "sub"}`, nested `act` for a chain), which introspection shows as
+the `act` claim.
 
 A removed user takes its tokens with it; a deactivated or locked user's
 tokens stay but stop working, because every check joins the user's state.
@@ -16,6 +19,7 @@ tokens stay but stop working, because every check joins the user's state.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, Column, Index, Table, Text
 
@@ -49,6 +53,8 @@ class OIDCSessionAdded(Event):
     scopes: list[str] = field(default_factory=list)
     # How the subject proved itself (amr-like: client_secret, private_key_jwt, jwt_profile).
     auth_methods: list[str] = field(default_factory=list)
+    # RFC 8693 §4.1 `act`: who acts for the subject (token exchange); empty for none.
+    actor: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -101,6 +107,8 @@ access_tokens_table = Table(
     Column("audience", JSON, nullable=False),
     Column("scopes", JSON, nullable=False),
     Column("auth_methods", JSON, nullable=False),
+    # RFC 8693 `act` of an exchanged token; NULL for none.
+    Column("actor", JSON, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     Column("revoked", Boolean, nullable=False),
@@ -125,7 +133,8 @@ class AccessTokensProjection(Projection):
 
     name = "oidc_access_tokens"
     # 2: index by session (oidc_session.revoked), access tokens added by refreshes.
-    version = 2
+    # 3: the actor of exchanged tokens (RFC 8693 act).
+    version = 3
     inline = True
     tables = (access_tokens_table,)
 
@@ -148,6 +157,7 @@ class AccessTokensProjection(Projection):
                     "audience": p.get("audience", []),
                     "scopes": p.get("scopes", []),
                     "auth_methods": p.get("auth_methods", []),
+                    "actor": p.get("actor") or None,
                     "created_at": e.created_at,
                     "expires_at": parse_time(p["expiration"]),
                     "revoked": False,

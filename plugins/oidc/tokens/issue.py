@@ -92,9 +92,12 @@ async def build_access_token(
     auth_methods: list[str],
     extra_claims: dict[str, Any] | None = None,
     audience: list[str] | None = None,
+    actor: dict[str, Any] | None = None,
 ) -> tuple[IssuedToken, OIDCSessionAdded]:
     """The access token and the event that records it, for the caller to push
-    (as `oidc_session.added`, or as `AccessTokenAdded` to an existing session)."""
+    (as `oidc_session.added`, or as `AccessTokenAdded` to an existing session).
+    `actor` is RFC 8693's `act` (token exchange): a JWT carries it as a claim,
+    and the event records it for introspection."""
     lifetime = provider.settings.AccessTokenLifetime
     now = datetime.now(UTC).replace(microsecond=0)
     expires = now + lifetime
@@ -114,6 +117,8 @@ async def build_access_token(
             "jti": token_id,
             "scope": scope.text,
         }
+        if actor:
+            claims["act"] = actor
         token, digest = await sign(provider, issuer.instance_id, claims, AT_JWT_TYPE), ""
     else:
         token_type = BEARER
@@ -131,6 +136,7 @@ async def build_access_token(
         audience=audience,
         scopes=list(scope.scopes),
         auth_methods=auth_methods,
+        actor=dict(actor or {}),
     )
     issued = IssuedToken(token, token_id, token_type, int(lifetime.total_seconds()), audience)
     return issued, event

@@ -12,7 +12,7 @@ without saying which check failed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +44,9 @@ class ActiveToken:
     expires_at: datetime
     username: str
     user_type: str
+    auth_methods: tuple[str, ...] = ()
+    #: RFC 8693 `act` of an exchanged token (empty: none).
+    actor: dict[str, Any] = field(default_factory=dict)
 
 
 def looks_like_jwt(token: str) -> bool:
@@ -88,6 +91,8 @@ async def active_token(provider: Provider, instance_id: str, token: str) -> Acti
         expires_at=row.expires_at,
         username=row.username,
         user_type=row.user_type,
+        auth_methods=tuple(row.auth_methods),
+        actor=dict(row.actor or {}),
     )
 
 

@@ -30,6 +30,7 @@ async def test_discovery_names_the_issuer_of_the_request_host_and_zitadels_paths
         "urn:ietf:params:oauth:grant-type:device_code",
         "client_credentials",
         "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        "urn:ietf:params:oauth:grant-type:token-exchange",
     }
     assert set(doc["token_endpoint_auth_methods_supported"]) == {
         "client_secret_basic",
