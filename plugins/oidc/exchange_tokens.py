@@ -17,11 +17,12 @@ parameter and no more than "invalid, expired or revoked":
 - ID token: signed by one of this instance's web keys with `typ: JWT`
   (an `at+jwt` is not an ID token), this issuer, not expired, issued to
   the exchanging client (its client id or project in `aud`), user active;
-- JWT: an assertion about `sub` (the user to impersonate), signed with a
-  key of the machine user named by `iss`, `aud` this issuer, short-lived
-  (`MaxAssertionLifetime`), `jti` single-use when present. The grant then
-  requires that signer to be the actor: one can assert only for oneself
-  (ZITADEL has the client sign; donjon's applications have no keys);
+- JWT: an assertion about `sub` (the user to impersonate), `aud` this
+  issuer, short-lived (`MaxAssertionLifetime`), `jti` single-use when
+  present, signed either by the exchanging client (`iss` its client id,
+  `kid` one of its application keys), as in ZITADEL, or by a machine user
+  (`iss` its user id, `kid` one of its keys), which the grant then requires
+  to be the actor: one asserts for oneself only;
 - user id: an active user of this instance.
 """
 
@@ -46,7 +47,12 @@ from donjon.plugins.oidc.assertion import (
     unverified_parts,
 )
 from donjon.plugins.oidc.claims import load_user
-from donjon.plugins.oidc.clients import find_machine, machine_is_usable, usable_machine_key
+from donjon.plugins.oidc.clients import (
+    find_machine,
+    machine_is_usable,
+    usable_app_key,
+    usable_machine_key,
+)
 from donjon.plugins.oidc.errors import InvalidRequest
 from donjon.plugins.oidc.keys.generate import public_key_of
 from donjon.plugins.oidc.tokens.lookup import active_token
@@ -81,7 +87,7 @@ class ExchangeToken:
     auth_time: datetime | None = None
     #: The `act` the token already carries (it was exchanged before); empty for none.
     actor: dict[str, Any] = field(default_factory=dict)
-    #: The machine user whose key signed a `jwt` subject token.
+    #: Who signed a `jwt` subject token: the client's id or a machine user's id.
     signer: str = ""
 
     @property
@@ -118,7 +124,7 @@ async def verify_token(
     elif token_type == ID_TOKEN:
         found = await _id_token(provider, issuer, client, token)
     elif token_type == JWT:
-        found = await _jwt(provider, issuer, token, param)
+        found = await _jwt(provider, issuer, client, token, param)
     else:
         found = await _user_id(provider, issuer, token)
     if found is None:
@@ -201,20 +207,33 @@ async def _id_token(
     )
 
 
-async def _jwt(provider: Provider, issuer: Issuer, token: str, param: str) -> ExchangeToken | None:
+async def _jwt_key(
+    provider: Provider, issuer: Issuer, client: Client, signer: str, key_id: str
+) -> str | None:
+    """The public PEM of `signer`'s key `key_id`: the client's application key, or a
+    machine user's key; None when there is no such usable key."""
+    instance_id = issuer.instance_id
+    async with provider.runtime.db.read() as conn:
+        if signer == client.client_id:
+            app_key = await usable_app_key(conn, instance_id, signer, key_id)
+            return app_key.public_key if app_key else None
+        machine = await find_machine(conn, instance_id, signer, by_id=True)
+        if machine is None or not machine_is_usable(machine) or machine["id"] != signer:
+            return None
+        machine_key = await usable_machine_key(conn, instance_id, signer, key_id)
+        return machine_key.public_key if machine_key else None
+
+
+async def _jwt(
+    provider: Provider, issuer: Issuer, client: Client, token: str, param: str
+) -> ExchangeToken | None:
     header, unverified = unverified_parts(token, InvalidRequest)
     signer, key_id = unverified.get("iss"), header.get("kid")
     if not isinstance(signer, str) or not isinstance(key_id, str):
         return None
     instance_id = issuer.instance_id
-    async with provider.runtime.db.read() as conn:
-        machine = await find_machine(conn, instance_id, signer, by_id=True)
-        key = (
-            await usable_machine_key(conn, instance_id, machine["id"], key_id)
-            if machine is not None and machine_is_usable(machine) and machine["id"] == signer
-            else None
-        )
-    if key is None:
+    public_pem = await _jwt_key(provider, issuer, client, signer, key_id)
+    if public_pem is None:
         return None
     settings = provider.settings
     rules = AssertionRules(
@@ -223,7 +242,7 @@ async def _jwt(provider: Provider, issuer: Issuer, token: str, param: str) -> Ex
         skew=settings.ClockSkew,
         require_jti=False,
     )
-    public = load_public_pem(key.public_key)
+    public = load_public_pem(public_pem)
     try:
         claims = check_signature(
             token, public, check_alg(header, public, InvalidRequest), InvalidRequest

@@ -161,8 +161,13 @@ class TokenExchangeGrant(Grant):
                 await impersonation.check_policy(conn, instance_id)
             actor = await self._verify("actor_token", client, form)
             subject = await self._verify("subject_token", client, form)
-            if subject.token_type == JWT and subject.signer != actor.user_id:
-                raise InvalidRequest("subject_token: the JWT must be signed by the actor's key")
+            if subject.token_type == JWT and subject.signer not in (
+                client.client_id,
+                actor.user_id,
+            ):
+                raise InvalidRequest(
+                    "subject_token: the JWT must be signed by the client or by the actor"
+                )
             async with db.read() as conn:
                 await impersonation.check_actor_may_impersonate(
                     conn, instance_id, actor.user_id, subject.user

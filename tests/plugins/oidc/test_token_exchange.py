@@ -17,6 +17,7 @@ from donjon.core.eventstore.query import EventQuery
 from tests.api.conftest import Api
 from tests.plugins.oidc.login_support import REDIRECT, App, add_person, code_for, oidc_app
 from tests.plugins.oidc.support import (
+    CLIENT_ASSERTION_TYPE,
     Machine,
     assertion,
     client_credentials,
@@ -516,7 +517,47 @@ async def test_delegation_with_an_access_token_subject_and_a_chain_of_actors(api
     assert again["sub"] == alice and again["act"] == act
 
 
-async def test_a_jwt_subject_must_be_signed_by_the_actor(api: Api) -> None:
+async def app_key_signer(api: Api, app: App) -> Machine:
+    """The app's new application key, as a signer whose `iss` is the client id."""
+    created = await api.ok("application", "CreateApplicationKey", {"applicationId": app.app_id})
+    data = json.loads(base64.b64decode(created["keyDetails"]))
+    return Machine(app.client_id, "", key_id=data["keyId"], private_key=data["key"])
+
+
+async def test_a_jwt_subject_signed_by_the_client_names_the_user(api: Api) -> None:
+    keyed_app = {"authMethodType": "OIDC_AUTH_METHOD_TYPE_PRIVATE_KEY_JWT"}
+    app, other = await exchanger(api, **keyed_app), await exchanger(api, **keyed_app)
+    alice = await add_person(api)
+    await enable_impersonation(api)
+    bot, actor_token = await impersonator(
+        api, app, "support", instance_roles=["IAM_END_USER_IMPERSONATOR"]
+    )
+    key = await app_key_signer(api, app)
+    form = {
+        "grant_type": EXCHANGE,
+        "subject_token_type": JWT,
+        "actor_token": actor_token,
+        "actor_token_type": ACCESS,
+        "requested_token_type": JWT,
+        "client_assertion_type": CLIENT_ASSERTION_TYPE,
+    }
+
+    async def exchange_signed(subject_token: str) -> Any:
+        client_assertion = assertion(key, aud=f"{issuer(api)}/oauth/v2/token")
+        return await token(
+            api, {**form, "subject_token": subject_token, "client_assertion": client_assertion}
+        )
+
+    r = await exchange_signed(assertion(key, aud=issuer(api), sub=alice))
+    assert r.status_code == 200, r.text
+    claims = claims_of(r.json()["access_token"])
+    assert claims["sub"] == alice and claims["act"]["sub"] == bot.user_id
+    # Another application's key does not speak for this client.
+    foreign = assertion(await app_key_signer(api, other), aud=issuer(api), sub=alice)
+    refused(await exchange_signed(foreign), "invalid_request", "subject_token: invalid")
+
+
+async def test_a_jwt_subject_signed_by_a_machine_user_must_be_the_actors(api: Api) -> None:
     app = await exchanger(api)
     alice = await add_person(api)
     await enable_impersonation(api)
@@ -540,7 +581,7 @@ async def test_a_jwt_subject_must_be_signed_by_the_actor(api: Api) -> None:
     refused(
         await exchange(api, app, subject_token=asserting(keyed), **form),
         "invalid_request",
-        "signed by the actor",
+        "signed by the client or by the actor",
     )
     stale = assertion(bot, aud=issuer(api), sub=alice, lifetime=-60)
     refused(await exchange(api, app, subject_token=stale, **form), "invalid_request", "expired")
