@@ -87,6 +87,37 @@ def register_routes() -> list[Any]:
 
 
 @hookimpl
+def on_startup(runtime: Runtime) -> None:
+    """Start this process's purge of expired auth requests, codes and tokens."""
+    import asyncio
+
+    from donjon.plugins.oidc.provider import provider_of
+    from donjon.plugins.oidc.purge import purge_periodically
+
+    provider = provider_of(runtime)
+    if provider.purge_task is None or provider.purge_task.done():
+        provider.purge_task = asyncio.get_running_loop().create_task(
+            purge_periodically(runtime), name="oidc purge"
+        )
+
+
+@hookimpl
+async def on_shutdown(runtime: Runtime) -> None:
+    """Stop the purge job."""
+    import asyncio
+    import contextlib
+
+    from donjon.plugins.oidc.provider import provider_of
+
+    provider = provider_of(runtime)
+    task, provider.purge_task = provider.purge_task, None
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+@hookimpl
 async def resolve_principal(token: str, instance_id: str, runtime: Runtime) -> Principal | None:
     """An access token of this instance whose audience includes the management API."""
     from donjon.plugins.oidc.principal import principal_from_access_token

@@ -6,6 +6,7 @@ gives the provider built for it (on first use: nothing happens at import).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,6 +26,8 @@ class Provider:
     runtime: Runtime
     settings: OIDCSettings
     keys: KeyRing
+    #: This process's purge job (`purge.purge_periodically`), while the server runs.
+    purge_task: asyncio.Task[None] | None = None
 
 
 def provider_of(runtime: Runtime) -> Provider:

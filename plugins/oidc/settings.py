@@ -54,6 +54,13 @@ class OIDCSettings:
     RefreshTokenIdleLifetime: timedelta = timedelta(days=30)
     #: A refresh token family ends this long after the login, used or not (ZITADEL: 90d).
     RefreshTokenLifetime: timedelta = timedelta(days=90)
+    #: How often each process deletes expired auth requests, codes, device
+    #: requests, tokens and used assertion ids (see `purge`).
+    PurgeInterval: timedelta = timedelta(minutes=10)
+    #: How long an expired row is kept before it is deleted (0s: at once).
+    PurgeRetention: timedelta = timedelta(hours=1)
+    #: The most rows one purge statement deletes.
+    PurgeBatchSize: int = 1000
 
     def __post_init__(self) -> None:
         if self.SigningAlgorithm.lower() not in ("es256", "rs256", "eddsa"):
@@ -74,8 +81,19 @@ class OIDCSettings:
             "PushedRequestLifetime",
             "RefreshTokenIdleLifetime",
             "RefreshTokenLifetime",
+            "PurgeInterval",
         ):
             _positive(self, name)
+        if self.PurgeRetention < timedelta(0):
+            raise InvalidSetting(
+                "PurgeRetention",
+                "a duration of 0s or more",
+                f"{self.PurgeRetention.total_seconds():g}s",
+            )
+        if not isinstance(self.PurgeBatchSize, int) or self.PurgeBatchSize < 1:
+            raise InvalidSetting(
+                "PurgeBatchSize", "a whole number of 1 or more", self.PurgeBatchSize
+            )
         if self.ClockSkew < timedelta(0):
             raise InvalidSetting(
                 "ClockSkew", "a duration of 0s or more", f"{self.ClockSkew.total_seconds():g}s"
