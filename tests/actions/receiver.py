@@ -35,6 +35,8 @@ class Receiver:
     delay: float = 0.0
     answer: dict[str, Any] | None = None
     requests: list[Received] = field(default_factory=list)
+    # Bodies as they arrive, before any delay (a request may never be answered).
+    arrivals: list[bytes] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -55,6 +57,7 @@ class Receiver:
                 length = int(self.headers.get("content-length", "0"))
                 body = self.rfile.read(length)
                 with receiver._lock:
+                    receiver.arrivals.append(body)
                     status = receiver.statuses.pop(0) if receiver.statuses else 200
                 if receiver.delay:
                     time.sleep(receiver.delay)
