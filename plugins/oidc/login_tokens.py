@@ -138,6 +138,7 @@ async def login_token_set(
     client_id = app["client_id"]
     events: list[Event] = []
     response: dict[str, Any] = {"token_type": "Bearer"}
+    custom_audience = audience is not None
     if audience is None:
         audience = scope.audience(client_id, instance_id)
     token_type = token_type or app["access_token_type"]
@@ -201,6 +202,8 @@ async def login_token_set(
                 amr=list(facts.amr),
                 login_session_id=facts.login_session_id,
                 replaces=replaces,
+                audience=list(audience) if custom_audience else [],
+                actor=dict(actor or {}),
             )
         )
         response["refresh_token"] = refresh_token

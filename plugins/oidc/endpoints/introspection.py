@@ -81,7 +81,9 @@ async def refresh_introspection(
         user = await load_user(conn, issuer.instance_id, record.user_id)
     if expires <= datetime.now(UTC) or user is None or user["state"] not in (ACTIVE, INITIAL):
         return INACTIVE
+    body: dict[str, Any] = {"act": record.actor} if record.actor else {}
     return {
+        **body,
         "active": True,
         "scope": " ".join(record.scopes),
         "client_id": record.client_id,

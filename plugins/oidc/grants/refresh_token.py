@@ -8,7 +8,8 @@ whole family (`oidc_session.revoked`): the attacker's and the client's tokens
 alike. The token must belong to the authenticated client, not be revoked,
 and be within its idle expiry (`RefreshTokenIdleLifetime` since it was
 issued) and the family's absolute one (`RefreshTokenLifetime` since the
-login). A `scope` parameter may narrow the scopes, never widen them.
+login). A `scope` parameter may narrow the scopes, never widen them. A
+family from a token exchange keeps its audience and its actor (`act`).
 """
 
 from __future__ import annotations
@@ -92,6 +93,8 @@ class RefreshTokenGrant(Grant):
                 family_expiration=record.expires_at,
                 replaces=record.token_id,
                 first=False,
+                audience=list(record.audience) or None,
+                actor=record.actor,
             )
         session = Aggregate(AGGREGATE, record.session_id, instance_id, user["resource_owner"])
         used = AddUnique(USED_REFRESH_TOKEN, record.token_id, "the refresh token was used")

@@ -15,9 +15,11 @@ trades a `subject_token` for new tokens, as in ZITADEL:
 Which tokens are accepted is in `donjon.plugins.oidc.exchange_tokens`.
 `requested_token_type`: `access_token` (the default; opaque), `jwt` (a JWT
 access token, RFC 9068), `id_token` (an ID token, returned as
-`access_token` with `token_type: N_A`). A refresh token is not issued by
-an exchange, as in ZITADEL (`refresh_token` is refused, `offline_access`
-is not granted). With `openid`, an access token comes with an ID token.
+`access_token` with `token_type: N_A`); `refresh_token` is refused, as in
+ZITADEL. With `openid`, an access token comes with an ID token; with
+`offline_access` (granted only when on the subject or actor token, and
+only to an app with the refresh token grant), with a refresh token whose
+family keeps the exchange's audience and actor (`tokens.refresh`).
 
 Narrowing, never widening (each refusal names its parameter):
 - `scope`: every scope must be on the subject token or the actor token
@@ -57,6 +59,7 @@ from donjon.plugins.oidc.grants.authorization_code import APP_METHODS, check_app
 from donjon.plugins.oidc.grants.base import Grant
 from donjon.plugins.oidc.login_tokens import LoginFacts, login_token_set
 from donjon.plugins.oidc.scopes import (
+    OFFLINE_ACCESS,
     OPENID,
     RESOURCE_OWNER,
     STANDARD,
@@ -204,6 +207,15 @@ class TokenExchangeGrant(Grant):
             granted = await grant_scope(conn, instance_id, scopes, user["resource_owner"])
             if id_token_only and OPENID not in granted.scopes:
                 granted = GrantedScope((OPENID, *granted.scopes), granted.projects, granted.api)
+            refresh = (
+                not id_token_only
+                and OFFLINE_ACCESS in scopes
+                and "refresh_token" in (app["grant_types"] or [])
+            )
+            if refresh:
+                granted = GrantedScope(
+                    (*granted.scopes, OFFLINE_ACCESS), granted.projects, granted.api
+                )
             auth_time = actor.auth_time or datetime.now(UTC)
             facts = LoginFacts("", auth_time, list(actor.auth_methods))
             tokens = await login_token_set(
@@ -215,7 +227,7 @@ class TokenExchangeGrant(Grant):
                 scope=granted,
                 facts=facts,
                 grant_type=self.GRANT_TYPE,
-                refresh=False,
+                refresh=refresh,
                 access_token=not id_token_only,
                 token_type=JWT_ACCESS_TOKEN if requested_type == JWT else BEARER,
                 audience=audience,
@@ -250,6 +262,7 @@ class TokenExchangeGrant(Grant):
             "expires_in": issued["expires_in"],
             "scope": granted.text,
         }
-        if "id_token" in issued:
-            body["id_token"] = issued["id_token"]
+        for optional in ("id_token", "refresh_token"):
+            if optional in issued:
+                body[optional] = issued[optional]
         return body

@@ -11,6 +11,11 @@ one) in the same push as the new access token; the used one is marked used,
 and a unique claim on it makes sure only one use can ever succeed. Presenting
 a used token again revokes the whole family (`oidc_session.revoked`).
 
+A family that began with a token exchange (RFC 8693) keeps its audience
+and its actor (`act`, for impersonation) through every rotation: the
+refreshed tokens are as narrow, and name the same actor, as the exchanged
+ones.
+
 Read model: `oidc_refresh_tokens`, one row per token, found by digest.
 """
 
@@ -54,6 +59,9 @@ class RefreshTokenAdded(Event):
     login_session_id: str = ""
     # The refresh token this one replaces (rotation); empty for the first.
     replaces: str = ""
+    # Token exchange: the audience chosen then (empty: from the scopes), and the actor.
+    audience: list[str] = field(default_factory=list)
+    actor: dict[str, Any] = field(default_factory=dict)
 
 
 EVENT_TYPES: list[type[Event]] = [RefreshTokenAdded]
@@ -71,6 +79,9 @@ refresh_tokens_table = Table(
     Column("projects", JSON, nullable=False),
     Column("amr", JSON, nullable=False),
     Column("login_session_id", Text, nullable=False),
+    # Token exchange families only (NULL otherwise): their audience and actor.
+    Column("audience", JSON, nullable=True),
+    Column("actor", JSON, nullable=True),
     Column("auth_time", UTCDateTime, nullable=False),
     Column("idle_expires_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
@@ -90,7 +101,8 @@ class RefreshTokensProjection(Projection):
     """`oidc_refresh_tokens`, written in the push transaction."""
 
     name = "oidc_refresh_tokens"
-    version = 1
+    # 2: audience and actor of token exchange families.
+    version = 2
     inline = True
     tables = (refresh_tokens_table,)
 
@@ -111,6 +123,8 @@ class RefreshTokensProjection(Projection):
                     "projects": p.get("projects", []),
                     "amr": p.get("amr", []),
                     "login_session_id": p.get("login_session_id", ""),
+                    "audience": p.get("audience") or None,
+                    "actor": p.get("actor") or None,
                     "auth_time": parse_time(p["auth_time"]),
                     "idle_expires_at": parse_time(p["idle_expiration"]),
                     "expires_at": parse_time(p["expiration"]),
@@ -168,6 +182,9 @@ class RefreshRecord:
     expires_at: datetime
     used: bool
     revoked: bool
+    #: Token exchange families: the audience chosen (empty: from the scopes) and the actor.
+    audience: tuple[str, ...] = ()
+    actor: dict[str, Any] = field(default_factory=dict)
 
 
 async def find_refresh_token(
@@ -198,4 +215,6 @@ async def find_refresh_token(
         expires_at=row.expires_at,
         used=row.used,
         revoked=row.revoked,
+        audience=tuple(row.audience or ()),
+        actor=dict(row.actor or {}),
     )

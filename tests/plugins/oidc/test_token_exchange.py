@@ -594,3 +594,76 @@ async def test_a_jwt_subject_signed_by_a_machine_user_must_be_the_actors(api: Ap
         "invalid_request",
         "needs an actor_token",
     )
+
+
+# -- refresh tokens and chains ---------------------------------------------------------------
+
+
+async def test_offline_access_brings_a_refresh_token_that_keeps_the_actor(api: Api) -> None:
+    app = await exchanger(api)
+    alice = await add_person(api)
+    await enable_impersonation(api)
+    tokens = await logged_in(api, app, scope="openid profile offline_access")
+    bot, actor_token = await impersonator(
+        api, app, "support", instance_roles=["IAM_END_USER_IMPERSONATOR"]
+    )
+    delegated = {
+        "subject_token": tokens["access_token"],
+        "subject_token_type": ACCESS,
+        "actor_token": actor_token,
+        "actor_token_type": ACCESS,
+        "audience": app.client_id,
+    }
+    r = await exchange(api, app, **delegated, scope="openid offline_access")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["scope"] == "openid offline_access" and body["refresh_token"]
+    act = {"iss": issuer(api), "sub": bot.user_id}
+    held = await introspect(api, app, body["refresh_token"])
+    assert held["token_type"] == "refresh_token" and held["act"] == act
+    r = await token(
+        api,
+        {"grant_type": "refresh_token", "refresh_token": body["refresh_token"]},
+        auth=app.basic(),
+    )
+    assert r.status_code == 200, r.text
+    refreshed = r.json()
+    seen = await introspect(api, app, refreshed["access_token"])
+    assert seen["sub"] == alice and seen["act"] == act and seen["aud"] == [app.client_id]
+    assert claims_of(refreshed["id_token"])["act"] == act
+    # Without offline_access asked for, no refresh token; the actor's token has none to give.
+    r = await exchange(api, app, **delegated, scope="openid")
+    assert r.status_code == 200 and "refresh_token" not in r.json()
+    r = await exchange(api, app, **as_user(alice, actor_token), scope="openid offline_access")
+    refused(r, "invalid_scope", "offline_access")
+
+
+async def test_an_impersonated_actor_is_nested_in_act(api: Api) -> None:
+    app = await exchanger(api)
+    await enable_impersonation(api)
+    alice = await add_person(api)
+    carol = await add_person(api, "carol")
+    await api.ok(
+        "permission",
+        "CreateAdministrator",
+        {"userId": alice, "resource": {"instance": True}, "roles": ["IAM_END_USER_IMPERSONATOR"]},
+    )
+    # Alice administers something now: impersonating her needs an admin impersonator.
+    bot, actor_token = await impersonator(
+        api, app, "supervisor", instance_roles=["IAM_ADMIN_IMPERSONATOR"]
+    )
+    r = await exchange(api, app, **as_user(alice, actor_token))
+    assert r.status_code == 200, r.text
+    as_alice = r.json()["access_token"]
+    r = await exchange(api, app, **as_user(carol, as_alice), requested_token_type=JWT)
+    assert r.status_code == 200, r.text
+    claims = claims_of(r.json()["access_token"])
+    assert claims["sub"] == carol
+    assert claims["act"] == {
+        "iss": issuer(api),
+        "sub": alice,
+        "act": {"iss": issuer(api), "sub": bot.user_id},
+    }
+    # The impersonated users' records still take commands.
+    await api.ok("user", "DeactivateUser", {"userId": carol})
+    refused(await exchange(api, app, **as_user(carol, as_alice)), "invalid_request", "invalid")
