@@ -2,9 +2,9 @@
 
 The administrator (PAT) sets the stage through the management API: an app
 allowed to exchange tokens, a person, a support robot holding
-ORG_END_USER_IMPERSONATOR, and impersonation enabled in the security
-settings. The robot gets its own token (client credentials, Authlib); the
-app then exchanges it as actor for the person's tokens (Authlib's
+ORG_END_USER_IMPERSONATOR; impersonation is refused until ZITADEL's SDK
+enables it in the security settings. The robot gets its own token (client
+credentials, Authlib); the app then exchanges it as actor for the person's tokens (Authlib's
 fetch_token with the token exchange grant); the JWT access token verifies
 against donjon's JWKS and names the robot in `act`, and Authlib's
 introspect_token shows the same for the opaque token.
@@ -12,20 +12,20 @@ introspect_token shows the same for the opaque token.
 
 from __future__ import annotations
 
-import json
 import warnings
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.flows.conftest import DonjonServer
+from tests.flows.conftest import DonjonServer, sdk
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from authlib.integrations.base_client import OAuthError
     from authlib.integrations.httpx_client import OAuth2Client
     from authlib.jose import JsonWebKey, jwt
+    from zitadel_client.models import SettingsServiceSetSecuritySettingsRequest
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::DeprecationWarning"),
@@ -130,12 +130,12 @@ def test_authlib_impersonates_a_user_by_token_exchange(donjon_server: DonjonServ
             helpdesk.fetch_token(token_endpoint, grant_type=EXCHANGE, **impersonate)
         assert refused.value.error == "invalid_request"
         assert "enableImpersonation" in str(refused.value.description)
-        connect(
-            server,
-            "settings.v2.SettingsService",
-            "SetSecuritySettings",
-            {"enableImpersonation": True},
+        # ZITADEL's own SDK switches it on, as an operator would.
+        admin = sdk(server.url, server.pat)
+        admin.settings.set_security_settings(
+            SettingsServiceSetSecuritySettingsRequest(enable_impersonation=True)
         )
+        assert admin.settings.get_security_settings({}).settings.enable_impersonation is True
 
         token = helpdesk.fetch_token(
             token_endpoint, grant_type=EXCHANGE, requested_token_type=JWT, **impersonate
@@ -155,4 +155,3 @@ def test_authlib_impersonates_a_user_by_token_exchange(donjon_server: DonjonServ
             discovery["introspection_endpoint"], token=opaque["access_token"]
         ).json()
         assert seen["active"] is True and seen["sub"] == alice and seen["act"] == act
-        assert json.dumps(seen)  # a plain JSON answer
