@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from donjon.core import hookimpl
 
 if TYPE_CHECKING:
+    from donjon.core.api.connect import Call
     from donjon.core.events import Event
     from donjon.core.projections.base import Projection
     from donjon.core.runtime import Runtime
@@ -61,3 +62,23 @@ async def on_shutdown(runtime: Runtime) -> None:
     from donjon.actions import worker
 
     await worker.stop(runtime)
+
+
+@hookimpl
+async def customize_api_request(
+    method: str, request: dict[str, Any], call: Call
+) -> dict[str, Any] | None:
+    """Run the `request` executions bound to this method."""
+    from donjon.actions.interception import run_request
+
+    return await run_request(call, method, request)
+
+
+@hookimpl
+async def customize_api_response(
+    method: str, request: dict[str, Any], response: dict[str, Any], call: Call
+) -> dict[str, Any] | None:
+    """Run the `response` executions bound to this method."""
+    from donjon.actions.interception import run_response
+
+    return await run_response(call, method, request, response)

@@ -26,9 +26,10 @@ USER_AGENT = "donjon-actions/1"
 class TargetError(Exception):
     """A request to a target failed: refused address, network error, timeout or non-2xx."""
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, body: bytes = b"") -> None:
         super().__init__(message)
         self.status = status
+        self.body = body
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ class TargetClient:
         if not 200 <= status < 300:
             snippet = bytes(data[:200]).decode(errors="replace")
             what = "a redirect (not followed)" if 300 <= status < 400 else f"status {status}"
-            raise TargetError(f"{what}: {snippet}".rstrip(": "), status)
+            raise TargetError(f"{what}: {snippet}".rstrip(": "), status, bytes(data))
         return TargetResponse(status, bytes(data))
 
 

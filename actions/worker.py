@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _running: dict[int, ActionsWorker] = {}
+# Clients of runtimes that serve without the outbox (an app whose lifespan did not run).
+_clients: dict[int, TargetClient] = {}
 
 
 class ActionsWorker:
@@ -56,6 +58,24 @@ def worker_of(runtime: Runtime) -> ActionsWorker | None:
     return _running.get(id(runtime))
 
 
+def client_of(runtime: Runtime) -> TargetClient:
+    """The runtime's HTTP client for targets (its worker's, else one made on first use)."""
+    worker = worker_of(runtime)
+    if worker is not None:
+        return worker.client
+    client = _clients.get(id(runtime))
+    if client is None:
+        allowed = list(runtime.settings.Actions.HTTP.AllowedHosts)
+        client = _clients[id(runtime)] = TargetClient(runtime.keys, allowed)
+    return client
+
+
+async def close_client(runtime: Runtime) -> None:
+    client = _clients.pop(id(runtime), None)
+    if client is not None:
+        await client.close()
+
+
 async def start(runtime: Runtime) -> None:
     worker = ActionsWorker(runtime)
     _running[id(runtime)] = worker
@@ -67,3 +87,4 @@ async def stop(runtime: Runtime) -> None:
     worker = _running.pop(id(runtime), None)
     if worker is not None:
         await worker.stop()
+    await close_client(runtime)

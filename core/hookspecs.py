@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import click
 
     from donjon.core.api.auth import Principal
-    from donjon.core.api.connect import Service
+    from donjon.core.api.connect import Call, Service
     from donjon.core.events import Event, StoredEvent
     from donjon.core.identity.session_checks import SessionCheck
     from donjon.core.plugins import SettingsSection
@@ -217,6 +217,56 @@ def on_events_pushed(events: list[StoredEvent]) -> None:
 
     :param events: the pushed events in position order.
     :return: nothing; the value is ignored.
+    """
+
+
+# -- customisation: each implementation may rewrite the value, in turn -------------------
+
+
+@hookspec
+def customize_api_request(
+    method: str,
+    request: dict[str, Any],
+    call: Call,
+) -> dict[str, Any] | None:
+    """Rewrite or refuse a management API request before its method runs.
+
+    Called for every management API call once the caller is authenticated,
+    before the body is decoded and checked, with the body as a JSON object
+    (protobuf-JSON names). Implementations run in pluggy's order, each on the
+    request the previous one returned. Raise
+    `donjon.core.api.connect.ConnectError` to refuse the call (the client
+    gets that error and the method does not run). The `actions` plugin runs
+    `request` executions here.
+
+    :param method: the method's path, such as `/zitadel.user.v2.UserService/AddHumanUser`.
+    :param request: the request body as a JSON object; do not change it in place.
+    :param call: the call's `donjon.core.api.connect.Call` (runtime, instance, caller).
+    :return: a replacement request (a dict), or None to keep it.
+    """
+
+
+@hookspec
+def customize_api_response(
+    method: str,
+    request: dict[str, Any],
+    response: dict[str, Any],
+    call: Call,
+) -> dict[str, Any] | None:
+    """Rewrite a management API response before it is sent.
+
+    Called for every management API call whose method succeeded, with its
+    response as a JSON object. Implementations run in pluggy's order, each
+    on the response the previous one returned. Raising
+    `donjon.core.api.connect.ConnectError` answers that error instead (what
+    the method changed stays changed). The `actions` plugin runs `response`
+    executions here.
+
+    :param method: the method's path, such as `/zitadel.user.v2.UserService/AddHumanUser`.
+    :param request: the request body the method ran with, as a JSON object.
+    :param response: the response as a JSON object; do not change it in place.
+    :param call: the call's `donjon.core.api.connect.Call`.
+    :return: a replacement response (a dict), or None to keep it.
     """
 
 

@@ -55,6 +55,7 @@ __all__ = [
     "SettingsSection",
     "apply_enabled",
     "call_all",
+    "chain",
     "collect",
     "collect_by_plugin",
     "first_result",
@@ -333,6 +334,17 @@ def notify(hook: pluggy.HookCaller, /, **kwargs: Any) -> None:
             task = asyncio.ensure_future(value)
             _background.add(task)
             task.add_done_callback(_make_reporter(impl.plugin_name, hook.name))
+
+
+async def chain(hook: pluggy.HookCaller, value_name: str, /, **kwargs: Any) -> Any:
+    """Call a `customize_*` hook that rewrites a value: each implementation in pluggy's
+    order gets the value so far as `kwargs[value_name]` and returns a replacement, or
+    None to keep it. Returns the final value; an exception propagates."""
+    for impl in _call_order(hook, kwargs):
+        changed = await _await_if_needed(_call(impl, kwargs))
+        if changed is not None:
+            kwargs[value_name] = changed
+    return kwargs[value_name]
 
 
 async def first_result(hook: pluggy.HookCaller, /, **kwargs: Any) -> Any:

@@ -355,6 +355,35 @@ def map_error(exc: Exception) -> ConnectError:
     return ConnectError("internal", f"internal error (request id {rid})")
 
 
+def _as_object(body: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object, or None when it is not one (decode reports why)."""
+    try:
+        value = msgspec.json.decode(body or b"{}")
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+async def customize_request(call: Call, method: str, request: dict[str, Any]) -> dict[str, Any]:
+    """The request after every `customize_api_request` implementation, in turn, had its say."""
+    from donjon.core.plugins import chain
+
+    hook = call.runtime.pm.hook.customize_api_request
+    return await chain(hook, "request", method=method, request=request, call=call)  # type: ignore[no-any-return]
+
+
+async def customize_response(
+    call: Call, method: str, request: dict[str, Any], response: dict[str, Any]
+) -> dict[str, Any]:
+    """The response after every `customize_api_response` implementation had its say."""
+    from donjon.core.plugins import chain
+
+    hook = call.runtime.pm.hook.customize_api_response
+    return await chain(  # type: ignore[no-any-return]
+        hook, "response", method=method, request=request, response=response, call=call
+    )
+
+
 def route_for(rpc: Rpc) -> HTTPRouteHandler:
     from donjon.core.api.auth import authenticate
 
@@ -377,7 +406,6 @@ def route_for(rpc: Rpc) -> HTTPRouteHandler:
                     "invalid_argument",
                     f"send JSON (content-type application/json), not {content_type}",
                 )
-            message = decode(rpc.request, body)
             call = Call(
                 runtime=runtime,
                 instance_id=instance_id,
@@ -385,7 +413,18 @@ def route_for(rpc: Rpc) -> HTTPRouteHandler:
                 org_id=headers.get("x-zitadel-orgid", "").strip(),
                 headers=headers,
             )
+            request_json: dict[str, Any] | None = None
+            if runtime.pm.hook.customize_api_request.get_hookimpls():
+                request_json = _as_object(body)
+                if request_json is not None:
+                    request_json = await customize_request(call, rpc.path, request_json)
+                    body = msgspec.json.encode(request_json)
+            message = decode(rpc.request, body)
             result = await rpc.handler(call, message)
+            if runtime.pm.hook.customize_api_response.get_hookimpls():
+                if request_json is None:
+                    request_json = _as_object(body) or {}
+                result = await customize_response(call, rpc.path, request_json, result)
         except Exception as exc:  # every error leaves as a Connect error body
             return error_response(map_error(exc))
         return Response(msgspec.json.encode(result), status_code=200, media_type="application/json")

@@ -567,6 +567,70 @@ async def test_hook_on_events_pushed(settings: Settings, caplog: pytest.LogCaptu
         await runtime.close()
 
 
+# -- customisation hooks -----------------------------------------------------------------
+
+
+class ShoutingEcho(Echo):
+    """Echo, with requests rewritten (and refused) and responses rewritten by two plugins."""
+
+    @hookimpl
+    async def customize_api_request(self, method: str, request: dict[str, Any]) -> Any:
+        await asyncio.sleep(0)
+        if method != "/hooktest.echo.v1.EchoService/Echo":
+            return None
+        if str(request.get("text", "")).startswith("forbidden"):
+            raise invalid("text", "this text is refused")
+        return {**request, "text": str(request.get("text", "")).upper()}
+
+
+class Exclaiming:
+    @hookimpl
+    def customize_api_request(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {**request, "text": f"{request.get('text', '')}!"}
+
+
+async def test_hook_customize_api_request(settings: Settings) -> None:
+    runtime = await set_up(settings, manager(settings, echo=ShoutingEcho(), bang=Exclaiming()))
+    instance_id = await first_instance(runtime)
+    _, token = await machine_token(runtime, instance_id, [])
+    bearer = {"authorization": f"Bearer {token}"}
+    path = "/hooktest.echo.v1.EchoService/Echo"
+    async with client_of(create_app(runtime, run_projections=False)) as client:
+        rewritten = await client.post(path, json={"text": "hi", "times": 2}, headers=bearer)
+        refused = await client.post(path, json={"text": "forbidden"}, headers=bearer)
+        still_checked = await client.post(path, json={"times": "x"}, headers=bearer)
+    # The most recently registered implementation runs first: "hi!" shouted twice.
+    assert rewritten.json()["text"] == "HI!HI!"
+    assert refused.status_code == 400
+    assert refused.json() == {"code": "invalid_argument", "message": "text: this text is refused"}
+    assert still_checked.json()["code"] == "invalid_argument"
+    await runtime.close()
+
+
+class Signing:
+    @hookimpl
+    def customize_api_response(
+        self, method: str, request: dict[str, Any], response: dict[str, Any], call: Call
+    ) -> dict[str, Any] | None:
+        if method != "/hooktest.echo.v1.EchoService/Echo":
+            return None
+        assert call.instance_id == response["instanceId"]
+        return {**response, "signedFor": request["text"]}
+
+
+async def test_hook_customize_api_response(settings: Settings) -> None:
+    runtime = await set_up(settings, manager(settings, echo=Echo(), signing=Signing()))
+    instance_id = await first_instance(runtime)
+    _, token = await machine_token(runtime, instance_id, [])
+    bearer = {"authorization": f"Bearer {token}"}
+    async with client_of(create_app(runtime, run_projections=False)) as client:
+        answer = await client.post(
+            "/hooktest.echo.v1.EchoService/Echo", json={"text": "hi"}, headers=bearer
+        )
+    assert answer.json()["text"] == "hi" and answer.json()["signedFor"] == "hi"
+    await runtime.close()
+
+
 # -- resolution hooks --------------------------------------------------------------------
 
 
