@@ -13,7 +13,10 @@ parameter and no more than "invalid, expired or revoked":
 
 - access token: active in this instance (`tokens.lookup`: signature and
   key of this instance, not revoked, not expired, user active), and the
-  exchanging client (its client id or project) is in its audience;
+  exchanging client (its client id or project) is in its audience. As an
+  actor token, a personal access token of an active user of this instance
+  is accepted too (an impersonating service's credential, as in ZITADEL);
+  it carries no scopes and no audience;
 - ID token: signed by one of this instance's web keys with `typ: JWT`
   (an `at+jwt` is not an ID token), this issuer, not expired, issued to
   the exchanging client (its client id or project in `aud`), user active;
@@ -34,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import jwt
 
+from donjon.core.api.auth import principal_from_pat
 from donjon.core.identity.users import ACTIVE, INITIAL
 from donjon.plugins.oidc import replay
 from donjon.plugins.oidc.assertion import (
@@ -73,6 +77,7 @@ ACTOR_TYPES = (ACCESS_TOKEN, ID_TOKEN)
 #: Subject types that only make sense with an actor (impersonation).
 ACTOR_ONLY = (JWT, USER_ID)
 MAX_TOKEN = 8192
+SUBJECT_TOKEN_PARAM, ACTOR_TOKEN_PARAM = "subject_token", "actor_token"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +126,8 @@ async def verify_token(
     invalid = InvalidRequest(f"{param}: invalid, expired or revoked")
     if token_type == ACCESS_TOKEN:
         found = await _access_token(provider, issuer, client, token)
+        if found is None and param == ACTOR_TOKEN_PARAM:
+            found = await _personal_access_token(provider, issuer, token)
     elif token_type == ID_TOKEN:
         found = await _id_token(provider, issuer, client, token)
     elif token_type == JWT:
@@ -162,6 +169,16 @@ async def _access_token(
         auth_time=found.created_at,
         actor=found.actor,
     )
+
+
+async def _personal_access_token(
+    provider: Provider, issuer: Issuer, token: str
+) -> ExchangeToken | None:
+    found = await principal_from_pat(provider.runtime, issuer.instance_id, token)
+    if found is None:
+        return None
+    user = await _usable_user(provider, issuer, found.user_id)
+    return None if user is None else ExchangeToken(ACCESS_TOKEN, user)
 
 
 async def _id_token(

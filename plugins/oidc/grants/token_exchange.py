@@ -29,8 +29,10 @@ Narrowing, never widening (each refusal names its parameter):
   `address`, `urn:zitadel:iam:user:*`); every other scope (audiences,
   roles, orgs) must be on the actor token. `invalid_scope` otherwise.
 - `audience` (space-separated): every value must be in the subject or
-  actor token's audience (none asked: the subject's, else the actor's);
-  `invalid_target` otherwise. `resource` is not supported (`invalid_target`).
+  actor token's audience (none asked: the subject's, else the actor's; when
+  neither has one, as with a personal access token as actor, the client's
+  own, as after a login); `invalid_target` otherwise. `resource` is not
+  supported (`invalid_target`).
 """
 
 from __future__ import annotations
@@ -216,6 +218,10 @@ class TokenExchangeGrant(Grant):
                 granted = GrantedScope(
                     (*granted.scopes, OFFLINE_ACCESS), granted.projects, granted.api
                 )
+            if not audience:
+                # Neither token has one (a personal access token acts): the app's own.
+                own = GrantedScope((), (app["project_id"], *granted.projects), granted.api)
+                audience = own.audience(client.client_id, instance_id)
             auth_time = actor.auth_time or datetime.now(UTC)
             facts = LoginFacts("", auth_time, list(actor.auth_methods))
             tokens = await login_token_set(

@@ -15,6 +15,7 @@ import pytest
 
 from donjon.core.eventstore.query import EventQuery
 from tests.api.conftest import Api
+from tests.api.tokens import machine_with_token
 from tests.plugins.oidc.login_support import REDIRECT, App, add_person, code_for, oidc_app
 from tests.plugins.oidc.support import (
     CLIENT_ASSERTION_TYPE,
@@ -667,3 +668,24 @@ async def test_an_impersonated_actor_is_nested_in_act(api: Api) -> None:
     # The impersonated users' records still take commands.
     await api.ok("user", "DeactivateUser", {"userId": carol})
     refused(await exchange(api, app, **as_user(carol, as_alice)), "invalid_request", "invalid")
+
+
+async def test_a_personal_access_token_may_act_but_not_be_the_subject(api: Api) -> None:
+    app = await exchanger(api)
+    alice = await add_person(api)
+    await enable_impersonation(api)
+    robot_id, robot = await machine_with_token(
+        api, "pat-robot", instance_roles=["IAM_END_USER_IMPERSONATOR"]
+    )
+    pat = robot.token
+    assert pat is not None
+    r = await exchange(api, app, **as_user(alice, pat), scope="openid profile")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["scope"] == "openid profile"
+    seen = await introspect(api, app, body["access_token"])
+    assert seen["sub"] == alice and seen["act"] == {"iss": issuer(api), "sub": robot_id}
+    # The client's own audience, as after a login (neither token had one).
+    assert app.client_id in seen["aud"] and app.project_id in seen["aud"]
+    r = await exchange(api, app, subject_token=pat, subject_token_type=ACCESS)
+    refused(r, "invalid_request", "subject_token: invalid")
