@@ -689,3 +689,32 @@ async def test_a_personal_access_token_may_act_but_not_be_the_subject(api: Api) 
     assert app.client_id in seen["aud"] and app.project_id in seen["aud"]
     r = await exchange(api, app, subject_token=pat, subject_token_type=ACCESS)
     refused(r, "invalid_request", "subject_token: invalid")
+
+
+async def test_an_id_token_may_act(api: Api) -> None:
+    app = await exchanger(api)
+    alice = await add_person(api)
+    await enable_impersonation(api)
+    bot = await machine(api, "id-actor", secret=False, key=True)
+    await api.ok(
+        "permission",
+        "CreateAdministrator",
+        {
+            "userId": bot.user_id,
+            "resource": {"instance": True},
+            "roles": ["IAM_END_USER_IMPERSONATOR"],
+        },
+    )
+    scope = f"openid urn:zitadel:iam:org:project:id:{app.project_id}:aud"
+    r = await jwt_profile(api, bot, scope=scope)
+    assert r.status_code == 200, r.text
+    actor_id_token = r.json()["id_token"]
+    form = {**as_user(alice, actor_id_token), "actor_token_type": ID}
+    r = await exchange(api, app, **form, scope="openid email")
+    assert r.status_code == 200, r.text
+    id_token = claims_of(r.json()["id_token"])
+    assert id_token["sub"] == alice and id_token["act"]["sub"] == bot.user_id
+    assert id_token["auth_time"] == claims_of(actor_id_token)["auth_time"]
+    # An ID token issued to another client does not act here.
+    other = await exchanger(api)
+    refused(await exchange(api, other, **form), "invalid_request", "actor_token: invalid")
