@@ -82,3 +82,18 @@ async def customize_api_response(
     from donjon.actions.interception import run_response
 
     return await run_response(call, method, request, response)
+
+
+@hookimpl
+async def customize_token(
+    kind: str,
+    claims: dict[str, Any],
+    user_id: str,
+    client_id: str,
+    instance_id: str,
+    runtime: Runtime,
+) -> dict[str, Any] | None:
+    """Run the `preaccesstoken` / `preuserinfo` function executions."""
+    from donjon.actions.functions import run_function
+
+    return await run_function(runtime, kind, claims, user_id, client_id, instance_id)

@@ -67,7 +67,9 @@ def create_app(runtime: Runtime, *, run_projections: bool = True) -> Edge:
             )
         log.info(
             "donjon serves %s (listening on %s:%d)",
-            runtime.settings.external_url, runtime.settings.ListenAddress, runtime.settings.Port,
+            runtime.settings.external_url,
+            runtime.settings.ListenAddress,
+            runtime.settings.Port,
         )
 
     async def shutdown() -> None:

@@ -38,3 +38,7 @@ class SetupError(DonjonError):
 
 class PluginError(DonjonError):
     """A plugin could not be loaded, enabled or disabled."""
+
+
+class TokenRefused(DonjonError):
+    """A `customize_token` implementation refuses to let the token (or userinfo) be issued."""

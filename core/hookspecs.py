@@ -270,6 +270,38 @@ def customize_api_response(
     """
 
 
+@hookspec
+def customize_token(
+    kind: str,
+    claims: dict[str, Any],
+    user_id: str,
+    client_id: str,
+    instance_id: str,
+    runtime: Runtime,
+) -> dict[str, Any] | None:
+    """Contribute claims to a token or a userinfo answer.
+
+    Called by the OIDC plugin each time it builds a JWT access token
+    (`kind` "access_token"), an ID token ("id_token") or a userinfo answer
+    ("userinfo"), with the claims so far. The claims every implementation
+    returns are added, later implementations winning; reserved claims
+    (`iss`, `sub`, `aud`, `exp`, `iat`, `nbf`, `jti`, `nonce`, `auth_time`,
+    `azp`, `amr`, `acr`, `sid`, `at_hash`, `client_id`, `scope`, `act`, and
+    names starting `urn:zitadel:iam:`) are never overwritten: they are
+    logged and dropped. Raise `donjon.core.errors.TokenRefused` to refuse
+    the token; the client gets OAuth's `access_denied` (403). The `actions`
+    plugin runs `preaccesstoken` and `preuserinfo` functions here.
+
+    :param kind: "access_token", "id_token" or "userinfo".
+    :param claims: the claims so far; do not change them in place.
+    :param user_id: the token's subject.
+    :param client_id: the client the token is issued to ("" for userinfo).
+    :param instance_id: the instance issuing it.
+    :param runtime: the process's runtime.
+    :return: a dict of claims to add, or None.
+    """
+
+
 # -- resolution: firstresult ------------------------------------------------------------
 
 

@@ -130,6 +130,7 @@ def check_instance_name(name: str) -> str:
         raise ValueError(f"must be at most {MAX_NAME} characters")
     return name
 
+
 instances_table = Table(
     "instances",
     projection_metadata,
@@ -244,8 +245,11 @@ class InstanceTrustedDomainsProjection(Projection):
         return [
             Put(
                 instance_trusted_domains_table,
-                {"instance_id": e.aggregate_id, "domain": e.payload["domain"],
-                 "created_at": e.created_at},
+                {
+                    "instance_id": e.aggregate_id,
+                    "domain": e.payload["domain"],
+                    "created_at": e.created_at,
+                },
             )
         ]
 
@@ -343,7 +347,8 @@ def add_trusted_domain(state: InstanceState, domain: str) -> AggregateChanges:
     if domain in state.trusted_domains:
         raise ValueError(f"the instance already trusts the domain {domain}")
     return AggregateChanges(
-        state.aggregate(), [InstanceTrustedDomainAdded(domain=domain)],
+        state.aggregate(),
+        [InstanceTrustedDomainAdded(domain=domain)],
         expected_sequence=state.sequence,
     )
 
@@ -352,7 +357,8 @@ def remove_trusted_domain(state: InstanceState, domain: str) -> AggregateChanges
     if domain not in state.trusted_domains:
         raise LookupError(domain)
     return AggregateChanges(
-        state.aggregate(), [InstanceTrustedDomainRemoved(domain=domain)],
+        state.aggregate(),
+        [InstanceTrustedDomainRemoved(domain=domain)],
         expected_sequence=state.sequence,
     )
 

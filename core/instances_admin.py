@@ -137,9 +137,7 @@ def _checked(runtime: Runtime, spec: NewInstance) -> tuple[str, list[str], str]:
         raise InvalidInstance("human.password", f"expected a password that {'; '.join(problems)}")
     if spec.machine is not None:
         if not _USERNAME.fullmatch(spec.machine.username):
-            raise InvalidInstance(
-                "machine.username", "expected 1 to 200 characters without spaces"
-            )
+            raise InvalidInstance("machine.username", "expected 1 to 200 characters without spaces")
         if spec.machine.username.lower() == spec.human.username.lower():
             raise InvalidInstance("machine.username", "must differ from the human's user name")
     return name, domains, org_name
@@ -244,4 +242,3 @@ async def create_instance(
 def generated_password() -> str:
     """A random password that meets any sensible complexity policy (shown once)."""
     return secrets.new_secret()[:24] + "aA1!"
-

@@ -56,6 +56,7 @@ __all__ = [
     "apply_enabled",
     "call_all",
     "chain",
+    "collect_results",
     "collect",
     "collect_by_plugin",
     "first_result",
@@ -345,6 +346,17 @@ async def chain(hook: pluggy.HookCaller, value_name: str, /, **kwargs: Any) -> A
         if changed is not None:
             kwargs[value_name] = changed
     return kwargs[value_name]
+
+
+async def collect_results(hook: pluggy.HookCaller, /, **kwargs: Any) -> list[Any]:
+    """Call a `customize_*` hook that contributes: every implementation's value (None
+    left out), in registration order (built-in plugins first); awaitables awaited."""
+    values = []
+    for impl in reversed(_call_order(hook, kwargs)):
+        value = await _await_if_needed(_call(impl, kwargs))
+        if value is not None:
+            values.append(value)
+    return values
 
 
 async def first_result(hook: pluggy.HookCaller, /, **kwargs: Any) -> Any:

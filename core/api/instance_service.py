@@ -286,7 +286,10 @@ async def list_instances(call: Call, req: ListInstancesRequest) -> dict[str, Any
     """The instances the caller may read: only the one the request addresses."""
     offset, limit, _ = paging(req.pagination, "pagination")
     if req.sorting_column not in (
-        None, "FIELD_NAME_UNSPECIFIED", "FIELD_NAME_ID", "FIELD_NAME_NAME",
+        None,
+        "FIELD_NAME_UNSPECIFIED",
+        "FIELD_NAME_ID",
+        "FIELD_NAME_NAME",
         "FIELD_NAME_CREATION_DATE",
     ):
         raise invalid("sortingColumn", f"unknown column {req.sorting_column!r}")
@@ -338,7 +341,9 @@ async def list_custom_domains(call: Call, req: ListCustomDomainsRequest) -> dict
         if f.domain_filter is not None:
             conditions.append(
                 text_condition(
-                    d.c.domain, f.domain_filter.domain.lower(), f.domain_filter.method,
+                    d.c.domain,
+                    f.domain_filter.domain.lower(),
+                    f.domain_filter.method,
                     f"filters.{i}.domainFilter",
                 )
             )
@@ -347,9 +352,7 @@ async def list_custom_domains(call: Call, req: ListCustomDomainsRequest) -> dict
         elif f.primary_filter is not None:
             conditions.append(d.c.is_primary == f.primary_filter)
         else:
-            raise invalid(
-                f"filters.{i}", "set one of domainFilter, generatedFilter, primaryFilter"
-            )
+            raise invalid(f"filters.{i}", "set one of domainFilter, generatedFilter, primaryFilter")
     sort = d.c[column]
     order = [sort.asc() if asc else sort.desc(), d.c.domain.asc() if asc else d.c.domain.desc()]
     async with call.runtime.db.read() as conn:
@@ -429,7 +432,9 @@ async def list_trusted_domains(call: Call, req: ListTrustedDomainsRequest) -> di
             raise invalid(f"filters.{i}", "set domainFilter")
         conditions.append(
             text_condition(
-                t.c.domain, f.domain_filter.domain.lower(), f.domain_filter.method,
+                t.c.domain,
+                f.domain_filter.domain.lower(),
+                f.domain_filter.method,
                 f"filters.{i}.domainFilter",
             )
         )
@@ -446,8 +451,11 @@ async def list_trusted_domains(call: Call, req: ListTrustedDomainsRequest) -> di
         ).all()
     return {
         "trustedDomain": [
-            {"instanceId": r.instance_id, "creationDate": timestamp(r.created_at),
-             "domain": r.domain}
+            {
+                "instanceId": r.instance_id,
+                "creationDate": timestamp(r.created_at),
+                "domain": r.domain,
+            }
             for r in rows
         ],
         "pagination": pagination_response(total, limit),

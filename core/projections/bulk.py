@@ -41,8 +41,17 @@ EVENT_COLUMNS = tuple(
 )
 # Rows are unpacked and events built positionally (see _NewStoredEvent).
 assert EVENT_COLUMNS == (
-    "position", "instance_id", "aggregate_type", "aggregate_id", "sequence", "event_type",
-    "revision", "payload", "creator", "owner", "created_at",
+    "position",
+    "instance_id",
+    "aggregate_type",
+    "aggregate_id",
+    "sequence",
+    "event_type",
+    "revision",
+    "payload",
+    "creator",
+    "owner",
+    "created_at",
 ), "StoredEvent changed: update the bulk event reads"
 assert set(EVENT_COLUMNS) == {c.name for c in events.columns}, "StoredEvent and events differ"
 
@@ -92,8 +101,10 @@ async def read_events(
 _WINDOW = "position > {} AND position <= {}"
 # Payloads come as JSON text and are decoded in one call per query.
 _PG_READ = (
-    "SELECT " + ", ".join("payload::text" if c == "payload" else c for c in EVENT_COLUMNS)
-    + " FROM events WHERE " + _WINDOW.format("$1", "$2")
+    "SELECT "
+    + ", ".join("payload::text" if c == "payload" else c for c in EVENT_COLUMNS)
+    + " FROM events WHERE "
+    + _WINDOW.format("$1", "$2")
     + " AND event_type = ANY($3::text[]) ORDER BY position"
 )
 

@@ -208,7 +208,9 @@ async def _write_batch(
     except Exception as exc:
         log.warning(
             "projection %s: bulk write of %d events failed (%s); replaying them one by one",
-            projection.name, len(batch), exc,
+            projection.name,
+            len(batch),
+            exc,
         )
     for event in batch:
         try:
@@ -221,5 +223,8 @@ async def _write_batch(
             await record_failure(conn, projection.name, event, error, 1)
             log.error(
                 "projection %s: event %d (%s) parked during rebuild: %s",
-                projection.name, event.position, event.type, event_exc,
+                projection.name,
+                event.position,
+                event.type,
+                event_exc,
             )

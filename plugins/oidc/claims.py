@@ -17,6 +17,7 @@ The same claims serve userinfo, ID tokens and introspection:
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import select
@@ -31,6 +32,8 @@ from donjon.core.identity.orgs import orgs_table
 from donjon.core.identity.user_reads import login_domains, login_names
 from donjon.core.identity.users import HUMAN, users_table
 from donjon.plugins.oidc.scopes import RESOURCE_OWNER, ROLES
+
+log = logging.getLogger(__name__)
 
 
 async def load_user(conn: AsyncConnection, instance_id: str, user_id: str) -> dict[str, Any] | None:
@@ -130,3 +133,55 @@ async def role_claims(
 
 def wants_roles(scopes: list[str] | tuple[str, ...]) -> bool:
     return ROLES in scopes
+
+
+# Claims no `customize_token` implementation may set (ZITADEL refuses the same).
+RESERVED_CLAIMS = frozenset(
+    {
+        "iss", "sub", "aud", "exp", "iat", "nbf", "jti", "nonce", "auth_time", "azp",
+        "amr", "acr", "sid", "at_hash", "c_hash", "client_id", "scope", "act", "cnf",
+    }
+)  # fmt: skip
+RESERVED_PREFIX = "urn:zitadel:iam:"
+
+
+async def customized(
+    runtime: Any,
+    kind: str,
+    claims: dict[str, Any],
+    *,
+    user_id: str,
+    client_id: str,
+    instance_id: str,
+) -> dict[str, Any]:
+    """The claims `customize_token` implementations add (reserved ones dropped and logged).
+
+    Raises AccessDenied when one refuses the token.
+    """
+    from donjon.core.errors import TokenRefused
+    from donjon.core.plugins import collect_results
+    from donjon.plugins.oidc.errors import AccessDenied
+
+    hook = runtime.pm.hook.customize_token
+    if not hook.get_hookimpls():
+        return {}
+    try:
+        results = await collect_results(
+            hook,
+            kind=kind,
+            claims=dict(claims),
+            user_id=user_id,
+            client_id=client_id,
+            instance_id=instance_id,
+            runtime=runtime,
+        )
+    except TokenRefused as exc:
+        raise AccessDenied(str(exc)) from None
+    added: dict[str, Any] = {}
+    for result in results:
+        for key, value in (result or {}).items():
+            if key in RESERVED_CLAIMS or str(key).startswith(RESERVED_PREFIX):
+                log.warning("customize_token: the reserved claim %r is ignored", key)
+                continue
+            added[key] = value
+    return added

@@ -85,6 +85,13 @@ class InsufficientScope(OAuthError):
         )
 
 
+class AccessDenied(OAuthError):
+    """A plugin or an action refused the token (see the `customize_token` hook)."""
+
+    error = "access_denied"
+    status = 403
+
+
 def _quoted(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', "'")
 

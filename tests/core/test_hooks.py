@@ -631,6 +631,44 @@ async def test_hook_customize_api_response(settings: Settings) -> None:
     await runtime.close()
 
 
+class Department:
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    @hookimpl
+    async def customize_token(
+        self, kind: str, claims: dict[str, Any], user_id: str, runtime: Runtime
+    ) -> dict[str, Any] | None:
+        from donjon.core.errors import TokenRefused
+
+        self.seen.append((kind, claims.get("sub", "")))
+        if user_id == "blocked":
+            raise TokenRefused("blocked by the test")
+        return {"department": "it", "sub": "someone-else"}
+
+
+async def test_hook_customize_token(settings: Settings) -> None:
+    from donjon.core.errors import TokenRefused
+    from donjon.plugins.oidc.claims import customized
+    from donjon.plugins.oidc.errors import AccessDenied
+
+    plugin = Department()
+    runtime = build_runtime(settings, pm=manager(settings, department=plugin))
+    try:
+        added = await customized(
+            runtime, "id_token", {"sub": "u1"}, user_id="u1", client_id="c", instance_id="i"
+        )
+        assert added == {"department": "it"}  # the reserved `sub` is dropped
+        assert plugin.seen == [("id_token", "u1")]
+        with pytest.raises(AccessDenied, match="blocked by the test"):
+            await customized(
+                runtime, "userinfo", {}, user_id="blocked", client_id="", instance_id="i"
+            )
+        assert issubclass(TokenRefused, Exception)
+    finally:
+        await runtime.close()
+
+
 # -- resolution hooks --------------------------------------------------------------------
 
 

@@ -17,7 +17,13 @@ from litestar.di import NamedDependency
 
 from donjon.core.api.auth import bearer_token
 from donjon.core.runtime import Runtime
-from donjon.plugins.oidc.claims import load_user, role_claims, user_claims, wants_roles
+from donjon.plugins.oidc.claims import (
+    customized,
+    load_user,
+    role_claims,
+    user_claims,
+    wants_roles,
+)
 from donjon.plugins.oidc.errors import (
     InsufficientScope,
     InvalidRequest,
@@ -59,7 +65,15 @@ async def userinfo(
                 ]
                 projects += [a for a in found.audience if a not in projects]
                 claims.update(await role_claims(conn, instance_id, user["id"], projects))
-        return json_response(claims)
+        added = await customized(
+            runtime,
+            "userinfo",
+            claims,
+            user_id=user["id"],
+            client_id="",
+            instance_id=instance_id,
+        )
+        return json_response({**claims, **added})
     except OAuthError as exc:
         return error_response(exc)
 

@@ -22,6 +22,7 @@ import jwt
 from donjon.core import ids
 from donjon.core.events import Aggregate, AggregateChanges
 from donjon.core.identity import secrets
+from donjon.plugins.oidc.claims import customized
 from donjon.plugins.oidc.tokens.events import AGGREGATE, BEARER, JWT, OIDCSessionAdded
 
 if TYPE_CHECKING:
@@ -105,8 +106,18 @@ async def build_access_token(
     if audience is None:
         audience = scope.audience(client_id, issuer.instance_id)
     if token_type == JWT:
+        base = {**(extra_claims or {}), "sub": user["id"], "client_id": client_id}
+        added = await customized(
+            provider.runtime,
+            "access_token",
+            base,
+            user_id=user["id"],
+            client_id=client_id,
+            instance_id=issuer.instance_id,
+        )
         claims = {
             **(extra_claims or {}),
+            **added,
             "iss": issuer.url,
             "sub": user["id"],
             "aud": audience,
@@ -165,8 +176,17 @@ async def issue_id_token(
     `nonce`, `amr`, `at_hash` (of `access_token`) and `sid` when given."""
     now = int(time.time())
     lifetime: timedelta = provider.settings.IdTokenLifetime
+    added = await customized(
+        provider.runtime,
+        "id_token",
+        user_claims,
+        user_id=str(user_claims.get("sub", "")),
+        client_id=client_id,
+        instance_id=issuer.instance_id,
+    )
     claims = {
         **user_claims,
+        **added,
         "iss": issuer.url,
         "aud": audience,
         "azp": client_id,
