@@ -59,6 +59,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "session.read",
             "action.target.read",
             "action.execution.read",
+            "iam.web_key.read",
         }
     ),
     "IAM_ORG_MANAGER": frozenset(

@@ -67,9 +67,9 @@ def register_projections() -> list[Projection]:
 
 @hookimpl
 def register_api_services() -> list[Any]:
-    from donjon.plugins.oidc.oidc_service import service
+    from donjon.plugins.oidc import oidc_service, web_key_service
 
-    return [service]
+    return [oidc_service.service, web_key_service.service]
 
 
 @hookimpl

@@ -1,10 +1,13 @@
 """Making web keys: a key pair for an algorithm, its public JWK, its PEM.
 
-ES256 uses P-256, RS256 RSA 2048 (what ZITADEL makes), EdDSA Ed25519.
+ES256, ES384 and ES512 use P-256, P-384 and P-521; RS256, RS384 and RS512
+RSA keys of 2048 (the default, what ZITADEL makes), 3072 or 4096 bits;
+EdDSA Ed25519.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -16,19 +19,32 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 )
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-ALGORITHMS = ("ES256", "RS256", "EdDSA")
+ALGORITHMS = ("ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "EdDSA")
 RSA_BITS = 2048
+RSA_SIZES = (2048, 3072, 4096)
+EC_CURVES = {"ES256": ec.SECP256R1, "ES384": ec.SECP384R1, "ES512": ec.SECP521R1}
 
 
-def new_private_key(alg: str) -> PrivateKeyTypes:
+def new_private_key(alg: str, rsa_bits: int = RSA_BITS) -> PrivateKeyTypes:
     """A fresh private key for `alg` (one of ALGORITHMS); ValueError for another."""
-    if alg == "ES256":
-        return ec.generate_private_key(ec.SECP256R1())
-    if alg == "RS256":
-        return rsa.generate_private_key(public_exponent=65537, key_size=RSA_BITS)
+    if alg in EC_CURVES:
+        return ec.generate_private_key(EC_CURVES[alg]())
+    if alg.startswith("RS") and alg in ALGORITHMS:
+        if rsa_bits not in RSA_SIZES:
+            raise ValueError(f"RSA web keys have {', '.join(map(str, RSA_SIZES))} bits")
+        return rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
     if alg == "EdDSA":
         return ed25519.Ed25519PrivateKey.generate()
     raise ValueError(f"web keys are made for {', '.join(ALGORITHMS)}, not {alg!r}")
+
+
+def rsa_bits_of(jwk: dict[str, Any]) -> int:
+    """The modulus size of an RSA JWK (RSA_BITS for other key types)."""
+    if jwk.get("kty") != "RSA":
+        return RSA_BITS
+    n = jwk["n"]
+    raw = base64.urlsafe_b64decode(n + "=" * (-len(n) % 4))
+    return len(raw.lstrip(b"\0")) * 8
 
 
 def private_pem(key: PrivateKeyTypes) -> bytes:

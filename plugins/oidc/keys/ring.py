@@ -15,7 +15,12 @@ Rules (checked each time a process refreshes its view, at most every
   both rotate.
 - *kept until its tokens expire*: an inactive key is removed by the first
   rotation after it has been inactive for the longest token lifetime plus
-  `JwksCacheMaxAge`.
+  `JwksCacheMaxAge`, and leaves the JWKS at that moment even if no rotation
+  is due.
+- *the algorithm follows the active key*: the first keys use
+  `SigningAlgorithm`; a next key made by rotation has the active key's
+  algorithm (and RSA size), so a key activated through the WebKeyService
+  (`manage`) sets the instance's algorithm from then on.
 """
 
 from __future__ import annotations
@@ -44,10 +49,12 @@ from donjon.plugins.oidc.keys.events import (
     web_keys_table,
 )
 from donjon.plugins.oidc.keys.generate import (
+    RSA_BITS,
     load_private_pem,
     new_private_key,
     private_pem,
     public_jwk,
+    rsa_bits_of,
 )
 
 if TYPE_CHECKING:
@@ -80,7 +87,15 @@ def signing_key_of(keys: list[WebKey]) -> WebKey | None:
 
 
 def next_key_of(keys: list[WebKey]) -> WebKey | None:
-    return next((k for k in keys if k.state == NEXT), None)
+    """The key rotation activates next: the oldest next key of the active key's algorithm.
+
+    A next key of another algorithm (made through the WebKeyService and not
+    activated) is never activated by rotation: only an administrator does that.
+    """
+    active = signing_key_of(keys)
+    return next(
+        (k for k in keys if k.state == NEXT and (active is None or k.alg == active.alg)), None
+    )
 
 
 def rotation_due(keys: list[WebKey], now: datetime, settings: OIDCSettings) -> bool:
@@ -95,16 +110,18 @@ def rotation_due(keys: list[WebKey], now: datetime, settings: OIDCSettings) -> b
     )
 
 
-def expired_keys(keys: list[WebKey], now: datetime, settings: OIDCSettings) -> list[WebKey]:
-    """Inactive keys no unexpired token can have been signed with any more."""
+def is_expired(key: WebKey, now: datetime, settings: OIDCSettings) -> bool:
+    """An inactive key no unexpired token can have been signed with any more."""
     keep_for = settings.longest_token_lifetime + settings.JwksCacheMaxAge
-    return [
-        k
-        for k in keys
-        if k.state == INACTIVE
-        and k.deactivated_at is not None
-        and k.deactivated_at + keep_for <= now
-    ]
+    return (
+        key.state == INACTIVE
+        and key.deactivated_at is not None
+        and key.deactivated_at + keep_for <= now
+    )
+
+
+def expired_keys(keys: list[WebKey], now: datetime, settings: OIDCSettings) -> list[WebKey]:
+    return [k for k in keys if is_expired(k, now, settings)]
 
 
 class KeyRing:
@@ -165,7 +182,28 @@ class KeyRing:
 
     async def jwks(self, instance_id: str) -> dict[str, Any]:
         """The JWK Set: active, next and inactive-but-not-expired keys."""
-        return {"keys": [dict(k.public_jwk) for k in await self.keys(instance_id)]}
+        # Deactivation times are the events' (real) times, whatever `clock` says.
+        now = datetime.now(UTC)
+        return {
+            "keys": [
+                dict(k.public_jwk)
+                for k in await self.keys(instance_id)
+                if not is_expired(k, now, self.settings)
+            ]
+        }
+
+    async def new_key(self, alg: str, rsa_bits: int = RSA_BITS) -> WebKeyAdded:
+        """The event adding a fresh key of `alg`, its private half sealed (ValueError for an
+        algorithm or size web keys are not made with)."""
+        key_id = ids.new_id()
+        private = new_private_key(alg, rsa_bits)
+        sealed = await self._keystore().encrypt(PURPOSE, private_pem(private))
+        return WebKeyAdded(
+            key_id=key_id,
+            alg=alg,
+            public_jwk=public_jwk(private.public_key(), key_id, alg),
+            private_key=base64.b64encode(sealed).decode(),
+        )
 
     # -- internals --------------------------------------------------------------------
 
@@ -192,7 +230,8 @@ class KeyRing:
     async def _maintenance(self, instance_id: str, keys: list[WebKey]) -> AggregateChanges | None:
         aggregate = Aggregate(INSTANCE, instance_id, instance_id, instance_id)
         if not keys:
-            first, second = await self._new_key(), await self._new_key()
+            alg = self.settings.SigningAlgorithm
+            first, second = await self.new_key(alg), await self.new_key(alg)
             return AggregateChanges(
                 aggregate,
                 [first, WebKeyActivated(key_id=first.key_id), second],
@@ -204,14 +243,14 @@ class KeyRing:
             # A next key must always be waiting; one per active key.
             return AggregateChanges(
                 aggregate,
-                [await self._new_key()],
+                [await self._successor(active)],
                 unique=[AddUnique(UNIQUE_ACTIVATED, f"next-for:{active.id}", "next key exists")],
             )
         if not rotation_due(keys, now, self.settings) or upcoming is None:
             return None
         events: list[Event] = [
             WebKeyActivated(key_id=upcoming.id),
-            await self._new_key(),
+            await self._successor(upcoming),
             *(WebKeyRemoved(key_id=k.id) for k in expired_keys(keys, now, self.settings)),
         ]
         return AggregateChanges(
@@ -220,17 +259,9 @@ class KeyRing:
             unique=[AddUnique(UNIQUE_ACTIVATED, upcoming.id, "web key already activated")],
         )
 
-    async def _new_key(self) -> WebKeyAdded:
-        alg = self.settings.SigningAlgorithm
-        key_id = ids.new_id()
-        private = new_private_key(alg)
-        sealed = await self._keystore().encrypt(PURPOSE, private_pem(private))
-        return WebKeyAdded(
-            key_id=key_id,
-            alg=alg,
-            public_jwk=public_jwk(private.public_key(), key_id, alg),
-            private_key=base64.b64encode(sealed).decode(),
-        )
+    async def _successor(self, key: WebKey) -> WebKeyAdded:
+        """A next key like `key` (its algorithm and RSA size)."""
+        return await self.new_key(key.alg, rsa_bits_of(key.public_jwk))
 
     async def _private_key(self, instance_id: str, key: WebKey) -> PrivateKeyTypes:
         cached = self._private.get((instance_id, key.id))

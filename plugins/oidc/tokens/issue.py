@@ -209,6 +209,11 @@ async def issue_id_token(
 
 def token_hash(token: str, alg: str) -> str:
     """OIDC Core §3.1.3.6 `at_hash`: the left half of the token's hash, base64url.
-    SHA-256 for ES256 and RS256; SHA-512 for EdDSA (Ed25519), as OpenID's errata do."""
-    digest = (hashlib.sha512 if alg == "EdDSA" else hashlib.sha256)(token.encode()).digest()
+    The hash of the signing algorithm (SHA-256 for ES256 and RS256, SHA-384 for
+    ES384/RS384, SHA-512 for ES512/RS512); SHA-512 for EdDSA (Ed25519), as
+    OpenID's errata do."""
+    hasher = {"384": hashlib.sha384, "512": hashlib.sha512}.get(alg[-3:], hashlib.sha256)
+    if alg == "EdDSA":
+        hasher = hashlib.sha512
+    digest = hasher(token.encode()).digest()
     return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode()

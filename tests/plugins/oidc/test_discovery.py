@@ -42,7 +42,15 @@ async def test_discovery_names_the_issuer_of_the_request_host_and_zitadels_paths
     assert doc["code_challenge_methods_supported"] == ["S256"]
     assert {"openid", "profile", "email", "phone", "offline_access"} <= set(doc["scopes_supported"])
     assert "urn:zitadel:iam:org:project:id:zitadel:aud" in doc["scopes_supported"]
-    assert set(doc["id_token_signing_alg_values_supported"]) == {"ES256", "RS256", "EdDSA"}
+    assert set(doc["id_token_signing_alg_values_supported"]) == {
+        "ES256",
+        "ES384",
+        "ES512",
+        "RS256",
+        "RS384",
+        "RS512",
+        "EdDSA",
+    }
     assert "HS256" not in doc["token_endpoint_auth_signing_alg_values_supported"]
     assert "none" not in doc["token_endpoint_auth_signing_alg_values_supported"]
 
