@@ -12,11 +12,16 @@ an administrator and a rotating process) never act on a stale view:
   the active key changes nothing;
 - `remove`: any key but the active one leaves the JWKS at once (tokens it
   signed no longer verify).
+
+The key ring makes one successor per active key, claiming
+`oidc_web_key_activated` = `next-for:<active kid>`; activating a key and
+removing a next key release that claim, so the ring can make the active
+key a (new) successor.
 """
 
 from __future__ import annotations
 
-from donjon.core.events import AggregateChanges, Event, StoredEvent
+from donjon.core.events import AggregateChanges, Event, RemoveUnique, StoredEvent
 from donjon.core.identity.writemodel import WriteModel, applies
 from donjon.core.instance import AGGREGATE as INSTANCE
 from donjon.plugins.oidc.keys.events import (
@@ -27,6 +32,7 @@ from donjon.plugins.oidc.keys.events import (
     WebKeyAdded,
     WebKeyRemoved,
 )
+from donjon.plugins.oidc.keys.ring import UNIQUE_ACTIVATED, successor_claim
 
 
 class WebKeyPrecondition(ValueError):
@@ -62,9 +68,12 @@ class WebKeysState(WriteModel):
         self.keys.pop(e.payload["key_id"], None)
 
 
-def _changes(state: WebKeysState, event: Event) -> AggregateChanges:
+def _changes(state: WebKeysState, event: Event, *released: str) -> AggregateChanges:
     return AggregateChanges(
-        state.aggregate(owner=state.instance_id), [event], expected_sequence=state.sequence
+        state.aggregate(owner=state.instance_id),
+        [event],
+        expected_sequence=state.sequence,
+        unique=[RemoveUnique(UNIQUE_ACTIVATED, value) for value in released],
     )
 
 
@@ -79,7 +88,7 @@ def activate(state: WebKeysState, key_id: str) -> AggregateChanges | None:
         raise WebKeyNotFound(key_id)
     if current == ACTIVE:
         return None
-    return _changes(state, WebKeyActivated(key_id=key_id))
+    return _changes(state, WebKeyActivated(key_id=key_id), successor_claim(key_id))
 
 
 def remove(state: WebKeysState, key_id: str) -> AggregateChanges:
@@ -88,4 +97,6 @@ def remove(state: WebKeysState, key_id: str) -> AggregateChanges:
         raise WebKeyNotFound(key_id)
     if current == ACTIVE:
         raise WebKeyPrecondition("the active web key cannot be deleted: activate another key first")
-    return _changes(state, WebKeyRemoved(key_id=key_id))
+    active = next((k for k, v in state.keys.items() if v == ACTIVE), None)
+    released = [successor_claim(active)] if current == NEXT and active else []
+    return _changes(state, WebKeyRemoved(key_id=key_id), *released)

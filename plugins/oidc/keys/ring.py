@@ -82,6 +82,12 @@ class WebKey:
     deactivated_at: datetime | None
 
 
+def successor_claim(active_key_id: str) -> str:
+    """The unique value claimed when the active key's successor is made (one per active
+    key; released by `manage` when a key is activated or a next key removed)."""
+    return f"next-for:{active_key_id}"
+
+
 def signing_key_of(keys: list[WebKey]) -> WebKey | None:
     return next((k for k in keys if k.state == ACTIVE), None)
 
@@ -244,7 +250,7 @@ class KeyRing:
             return AggregateChanges(
                 aggregate,
                 [await self._successor(active)],
-                unique=[AddUnique(UNIQUE_ACTIVATED, f"next-for:{active.id}", "next key exists")],
+                unique=[AddUnique(UNIQUE_ACTIVATED, successor_claim(active.id), "next key exists")],
             )
         if not rotation_due(keys, now, self.settings) or upcoming is None:
             return None

@@ -176,3 +176,26 @@ async def test_responses_parse_with_the_official_sdk_models(api: Api) -> None:
     parsed = WebKeyServiceListWebKeysResponse.from_dict(await api.ok(WEBKEY, "ListWebKeys"))
     assert parsed is not None and parsed.web_keys
     assert {k.state for k in parsed.web_keys} >= {"STATE_ACTIVE", "STATE_INACTIVE"}
+
+
+async def test_the_ring_makes_a_new_successor_after_manual_changes(api: Api) -> None:
+    ring = provider_of(api.runtime).keys
+    keys = await ring.keys(api.instance_id)
+    first_active = next(k for k in keys if k.state == "active")
+    successor = next(k for k in keys if k.state == "next")
+    # Deleting the waiting successor: the ring makes another one.
+    await api.ok(WEBKEY, "DeleteWebKey", {"id": successor.id})
+    keys = await ring.refresh(api.instance_id)
+    replacement = next(k for k in keys if k.state == "next")
+    assert replacement.id != successor.id
+    # Activating by hand, then going back to the first key: each time the active key
+    # gets a successor of its own.
+    await api.ok(WEBKEY, "ActivateWebKey", {"id": replacement.id})
+    keys = await ring.refresh(api.instance_id)
+    assert any(k.state == "next" and k.created_at > replacement.created_at for k in keys)
+    await api.ok(WEBKEY, "ActivateWebKey", {"id": first_active.id})
+    for key in [k for k in await ring.refresh(api.instance_id) if k.state == "next"]:
+        await api.ok(WEBKEY, "DeleteWebKey", {"id": key.id})
+    keys = await ring.refresh(api.instance_id)
+    assert next(k for k in keys if k.state == "active").id == first_active.id
+    assert [k.alg for k in keys if k.state == "next"] == [first_active.alg]
