@@ -7,7 +7,7 @@ disabled).
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from donjon.core import hookimpl, instance
 from donjon.core.events import Event
@@ -15,6 +15,7 @@ from donjon.core.identity import (
     app_keys,
     apps,
     authorizations,
+    label_assets,
     members,
     orgs,
     policy_events,
@@ -45,6 +46,7 @@ def register_event_types() -> list[type[Event]]:
         *user_metadata.EVENT_TYPES,
         *members.EVENT_TYPES,
         *policy_events.EVENT_TYPES,
+        *label_assets.EVENT_TYPES,
         *authorizations.EVENT_TYPES,
         *projects.EVENT_TYPES,
         *apps.EVENT_TYPES,
@@ -64,6 +66,7 @@ def register_projections() -> list[Projection]:
         user_metadata.UserMetadataProjection(),
         members.MembersProjection(),
         policy_events.PoliciesProjection(),
+        label_assets.AssetsProjection(),
         authorizations.AuthorizationsProjection(),
         projects.ProjectsProjection(),
         apps.AppsProjection(),
@@ -105,6 +108,13 @@ def register_api_services() -> list[Service]:
         event_service.service,
         session_service.service,
     ]
+
+
+@hookimpl
+def register_routes() -> list[Any]:
+    from donjon.core.http.assets import ROUTES
+
+    return list(ROUTES)
 
 
 @hookimpl

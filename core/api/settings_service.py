@@ -637,3 +637,7 @@ async def set_security_settings(call: Call, req: SetSecuritySettingsRequest) -> 
         }
     stored = await call.runtime.store.push(push, creator=call.user_id)
     return {"details": details(stored)}
+
+
+# Importing the module declares the branding methods on `service` (after the helpers above).
+from donjon.core.api import settings_branding  # noqa: E402, F401

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from donjon.core.identity.policy_events import (
     DOMAIN,
     INSTANCE,
+    LABEL,
     LOCKOUT,
     LOGIN,
     ORG,
@@ -41,6 +42,7 @@ from donjon.core.identity.policy_types import (
     PASSWORDLESS_ALLOWED,
     PASSWORDLESS_NOT_ALLOWED,
     DomainPolicy,
+    LabelPolicy,
     Lockout,
     LoginPolicy,
     P,
@@ -58,6 +60,7 @@ __all__ = [
     "INSTANCE",
     "ORG",
     "DomainPolicy",
+    "LabelPolicy",
     "Lockout",
     "LoginPolicy",
     "PasswordComplexity",
@@ -66,6 +69,7 @@ __all__ = [
     "default_password_complexity",
     "defaults",
     "domain_policy",
+    "label_policy",
     "lockout",
     "login_policy",
     "password_complexity",
@@ -130,6 +134,9 @@ def defaults(kind: PolicyKind, settings: Settings) -> Policy:
             validate_org_domains=d.ValidateOrgDomains,
             smtp_sender_address_matches_instance_domain=d.SMTPSenderAddressMatchesInstanceDomain,
         )
+    if kind is LABEL:
+        # ZITADEL's default branding (the dataclass defaults); not configurable yet.
+        return LabelPolicy()
     raise ValueError(f"unknown policy kind {kind.name}")
 
 
@@ -208,6 +215,14 @@ async def domain_policy(
 ) -> DomainPolicy:
     """The domain policy for `org_id` (None: the instance's)."""
     return cast(DomainPolicy, (await resolve(conn, instance_id, org_id, DOMAIN, settings)).policy)
+
+
+async def label_policy(
+    conn: AsyncConnection, instance_id: str, org_id: str | None, settings: Settings
+) -> LabelPolicy:
+    """The branding for `org_id`: its own label policy, else the instance's (None: the
+    instance's)."""
+    return cast(LabelPolicy, (await resolve(conn, instance_id, org_id, LABEL, settings)).policy)
 
 
 async def security_policy(conn: AsyncConnection, instance_id: str) -> Resolved[SecurityPolicy]:

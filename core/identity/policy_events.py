@@ -7,8 +7,11 @@ store its own, overriding the instance's, on the `org` aggregate
 (`org.policy.lockout.removed`), as in ZITADEL. Every set event carries the
 whole policy, so the read model is a put of the payload.
 
-Kinds: `password.complexity`, `lockout`, `login`, `domain` (event names);
-their read-model keys are `password_complexity`, `lockout`, `login`, `domain`.
+Kinds: `password.complexity`, `lockout`, `login`, `domain`, `label` (event
+names; `label` is ZITADEL's label policy, the branding); their read-model keys
+are `password_complexity`, `lockout`, `login`, `domain`, `label`. A label
+policy's logo and icon are asset ids; the images themselves are `asset.added`
+events (`label_assets`).
 The security policy is the instance's alone, as in ZITADEL: one event,
 `instance.policy.security.set`, carrying the whole policy (read-model key
 `security`). Which policy applies where is resolved in
@@ -28,6 +31,7 @@ from donjon.core.eventstore.schema import UTCDateTime
 from donjon.core.identity import policy_types
 from donjon.core.identity.policy_types import (
     DomainPolicy,
+    LabelPolicy,
     Lockout,
     LoginPolicy,
     PasswordComplexity,
@@ -187,6 +191,39 @@ class OrgDomainPolicyRemoved(Event):
     AGGREGATE_TYPE = ORG_AGGREGATE
 
 
+# -- label (branding) ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InstanceLabelPolicyAdded(PolicySet, LabelPolicy):
+    TYPE = "instance.policy.label.added"
+    AGGREGATE_TYPE = INSTANCE_AGGREGATE
+
+
+@dataclass(frozen=True)
+class InstanceLabelPolicyChanged(PolicySet, LabelPolicy):
+    TYPE = "instance.policy.label.changed"
+    AGGREGATE_TYPE = INSTANCE_AGGREGATE
+
+
+@dataclass(frozen=True)
+class OrgLabelPolicyAdded(PolicySet, LabelPolicy):
+    TYPE = "org.policy.label.added"
+    AGGREGATE_TYPE = ORG_AGGREGATE
+
+
+@dataclass(frozen=True)
+class OrgLabelPolicyChanged(PolicySet, LabelPolicy):
+    TYPE = "org.policy.label.changed"
+    AGGREGATE_TYPE = ORG_AGGREGATE
+
+
+@dataclass(frozen=True)
+class OrgLabelPolicyRemoved(Event):
+    TYPE = "org.policy.label.removed"
+    AGGREGATE_TYPE = ORG_AGGREGATE
+
+
 # -- security (instance only) --------------------------------------------------------------
 
 
@@ -253,7 +290,18 @@ DOMAIN = PolicyKind(
     OrgDomainPolicyChanged,
     OrgDomainPolicyRemoved,
 )
-KINDS: dict[str, PolicyKind] = {k.name: k for k in (PASSWORD_COMPLEXITY, LOCKOUT, LOGIN, DOMAIN)}
+LABEL = PolicyKind(
+    "label",
+    LabelPolicy,
+    InstanceLabelPolicyAdded,
+    InstanceLabelPolicyChanged,
+    OrgLabelPolicyAdded,
+    OrgLabelPolicyChanged,
+    OrgLabelPolicyRemoved,
+)
+KINDS: dict[str, PolicyKind] = {
+    k.name: k for k in (PASSWORD_COMPLEXITY, LOCKOUT, LOGIN, DOMAIN, LABEL)
+}
 
 # The kind of every set and removed event type.
 KIND_OF_EVENT: dict[str, str] = {

@@ -10,6 +10,7 @@ the configured ones (`DefaultInstance.*Policy`, see `policies.defaults`).
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar, get_type_hints
@@ -97,8 +98,58 @@ class SecurityPolicy:
     enable_impersonation: bool = False
 
 
-Policy = PasswordComplexity | Lockout | LoginPolicy | DomainPolicy | SecurityPolicy
-P = TypeVar("P", PasswordComplexity, Lockout, LoginPolicy, DomainPolicy, SecurityPolicy)
+@dataclass(frozen=True)
+class LabelPolicy:
+    """Branding (ZITADEL's label policy): the hosted pages' colours, logo and icon.
+
+    Colours are `#rgb`, `#rrggbb` or `#rrggbbaa` (`label_colors.check_color`);
+    the defaults are ZITADEL's. `logo`, `icon` and their `_dark` variants are
+    asset ids (`label_assets`: content-addressed uploads), empty for none.
+    """
+
+    primary_color: str = "#5469d4"
+    background_color: str = "#fafafa"
+    warn_color: str = "#cd3d56"
+    font_color: str = "#000000"
+    primary_color_dark: str = "#2073c4"
+    background_color_dark: str = "#111827"
+    warn_color_dark: str = "#ff3b5b"
+    font_color_dark: str = "#ffffff"
+    # Login names are shown without their `@org-domain` suffix.
+    hide_login_name_suffix: bool = False
+    # No "powered by donjon" under the pages.
+    disable_watermark: bool = False
+    logo: str = ""
+    logo_dark: str = ""
+    icon: str = ""
+    icon_dark: str = ""
+
+
+#: The colour fields of a label policy (light, then dark).
+LABEL_COLORS = (
+    "primary_color",
+    "background_color",
+    "warn_color",
+    "font_color",
+    "primary_color_dark",
+    "background_color_dark",
+    "warn_color_dark",
+    "font_color_dark",
+)
+#: The image fields of a label policy, by the name in asset paths (`logo/dark` → `logo_dark`).
+LABEL_ASSETS = ("logo", "logo_dark", "icon", "icon_dark")
+_COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})")
+
+
+def is_color(value: str) -> bool:
+    """A hex colour a page may put in its CSS as it is (nothing else can reach a style)."""
+    return bool(_COLOR.fullmatch(value))
+
+
+Policy = PasswordComplexity | Lockout | LoginPolicy | DomainPolicy | SecurityPolicy | LabelPolicy
+P = TypeVar(
+    "P", PasswordComplexity, Lockout, LoginPolicy, DomainPolicy, SecurityPolicy, LabelPolicy
+)
 
 
 def to_payload(policy: Policy) -> dict[str, Any]:

@@ -238,3 +238,42 @@ def test_the_oidc_code_flow_through_the_login_pages(
     assert landed, page.url
     params = {k: v[0] for k, v in parse_qs(urlsplit(landed[0]).query).items()}
     assert params["code"] and params["state"] == "browser-state"
+
+
+def test_the_browser_shows_the_branding_logo_and_colours(
+    login_server: DonjonServer, page: Any
+) -> None:
+    """A logo uploaded through the assets endpoint loads in Chromium; the light and dark
+    colours of the label policy reach the page's computed styles."""
+    from tests.api.test_settings_branding import png
+
+    url = login_server.url
+    management(
+        login_server,
+        "settings.v2.SettingsService",
+        "SetBrandingSettings",
+        {
+            "ctx": {"instance": True},
+            "lightTheme": {"primaryColor": "#102030", "backgroundColor": "#fafafa"},
+            "darkTheme": {"backgroundColor": "#203040"},
+        },
+    )
+    image = png(width=40, height=20)
+    uploaded = httpx.post(
+        f"{url}/assets/v1/instance/policy/label/logo",
+        headers={"authorization": f"Bearer {login_server.pat}"},
+        files={"file": ("logo.png", image, "image/png")},
+        timeout=10,
+    )
+    assert uploaded.status_code == 200, uploaded.text
+
+    page.goto(f"{url}/ui/login/login")
+    logo = page.locator("#logo")
+    logo.wait_for()
+    page.wait_for_function("document.getElementById('logo').complete")
+    assert page.evaluate("document.getElementById('logo').naturalWidth") == 40
+    button = page.get_by_role("button", name="Next")
+    assert button.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(16, 32, 48)"
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(250, 250, 250)"
+    page.emulate_media(color_scheme="dark")
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(32, 48, 64)"
