@@ -647,11 +647,15 @@ class Department:
         return {"department": "it", "sub": "someone-else"}
 
 
-async def test_hook_customize_token(settings: Settings) -> None:
+async def test_hook_customize_token(tmp_path: Path) -> None:
     from donjon.core.errors import TokenRefused
     from donjon.plugins.oidc.claims import customized
     from donjon.plugins.oidc.errors import AccessDenied
 
+    # No store is set up: the actions plugin's implementation stays out.
+    settings = make_settings(
+        sqlite_database(tmp_path / "donjon.db"), Plugins={"actions": {"Enabled": False}}
+    )
     plugin = Department()
     runtime = build_runtime(settings, pm=manager(settings, department=plugin))
     try:
