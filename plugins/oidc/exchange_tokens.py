@@ -244,7 +244,10 @@ async def _jwt_key(
 async def _jwt(
     provider: Provider, issuer: Issuer, client: Client, token: str, param: str
 ) -> ExchangeToken | None:
-    header, unverified = unverified_parts(token, InvalidRequest)
+    try:
+        header, unverified = unverified_parts(token, InvalidRequest)
+    except InvalidRequest as exc:
+        raise InvalidRequest(f"{param}: {exc.description}") from None
     signer, key_id = unverified.get("iss"), header.get("kid")
     if not isinstance(signer, str) or not isinstance(key_id, str):
         return None

@@ -589,6 +589,11 @@ async def test_a_jwt_subject_signed_by_a_machine_user_must_be_the_actors(api: Ap
     once = asserting(bot, jti=uuid.uuid4().hex)
     assert (await exchange(api, app, subject_token=once, **form)).status_code == 200
     refused(await exchange(api, app, subject_token=once, **form), "invalid_request", "used before")
+    refused(
+        await exchange(api, app, subject_token="not.a.jwt", **form),
+        "invalid_request",
+        "subject_token: the assertion is not a well-formed signed JWT",
+    )
     # A JWT subject needs an actor.
     refused(
         await exchange(api, app, subject_token=asserting(bot), subject_token_type=JWT),
