@@ -37,6 +37,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/push.py
 	$(BIN)/python bench/rebuild.py
 	$(BIN)/python bench/api_users.py
+	$(BIN)/python bench/oidc_tokens.py
 
 lint: $(BIN)/.installed
 	$(BIN)/pip install -q ruff

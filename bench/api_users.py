@@ -24,18 +24,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-from harness import DATA, command, machine, pg_database, save, stores
+from harness import DATA, Server, command, machine, pg_database, save, stores
 from sqlalchemy import func, select
 
 from donjon.core import ids
@@ -44,66 +40,8 @@ from donjon.core.identity import users
 from donjon.core.instance import list_instances
 from donjon.core.runtime import build_runtime
 
-DONJON = Path(sys.executable).parent / "donjon"
-MASTERKEY = "0123456789abcdef0123456789abcdef"
 ADD_HUMAN = "/zitadel.user.v2.UserService/AddHumanUser"
 LIST_USERS = "/zitadel.user.v2.UserService/ListUsers"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    """A donjon process on a fresh store, with a service account's PAT."""
-
-    def __init__(self, store_env: dict[str, str], folder: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://localhost:{self.port}"
-        self.pat_file = folder / "admin.pat"
-        self.env = {
-            **os.environ,
-            "DONJON_PORT": str(self.port),
-            "DONJON_LISTENADDRESS": "127.0.0.1",
-            "DONJON_EXTERNALPORT": str(self.port),
-            "DONJON_MASTERKEY": MASTERKEY,
-            "DONJON_LOG_LEVEL": "warning",
-            "DONJON_FIRSTINSTANCE_ORG_MACHINE_MACHINE_USERNAME": "bench-sa",
-            "DONJON_FIRSTINSTANCE_ORG_MACHINE_PAT_PATH": str(self.pat_file),
-            **store_env,
-        }
-        self.log = folder / "donjon.log"
-
-    def __enter__(self) -> Server:
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [str(DONJON), "start-from-init"], env=self.env, stdout=out, stderr=out
-            )
-        deadline = time.monotonic() + 120
-        while True:
-            if self.process.poll() is not None:
-                raise SystemExit(f"donjon exited:\n{self.log.read_text()}")
-            try:
-                if httpx.get(f"{self.url}/debug/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                self.process.kill()
-                raise SystemExit(f"donjon did not get ready:\n{self.log.read_text()}")
-            time.sleep(0.1)
-        self.pat = self.pat_file.read_text().strip()
-        self.headers = {"Authorization": f"Bearer {self.pat}"}
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
 
 
 def human_body(tag: str, n: int) -> dict[str, Any]:

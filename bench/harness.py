@@ -1,4 +1,5 @@
-"""What both benchmarks share: throwaway databases, the machine's description, results.
+"""What the benchmarks share: throwaway databases, a donjon server process, the
+machine's description, results.
 
 PostgreSQL databases are created per run with a unique name on the server at
 DONJON_BENCH_POSTGRES_DSN (default postgresql://postgres@127.0.0.1:5432/postgres)
@@ -12,7 +13,10 @@ import os
 import platform
 import secrets
 import shlex
+import signal
+import socket
 import sqlite3
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -22,11 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 from sqlalchemy.engine import make_url
 
 ADMIN_DSN = os.environ.get("DONJON_BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 DATA = Path(__file__).resolve().parent / ".data"
 STORES = ("sqlite", "postgres")
+DONJON = Path(sys.executable).parent / "donjon"
+MASTERKEY = "0123456789abcdef0123456789abcdef"
 
 
 def command() -> str:
@@ -110,3 +117,62 @@ def stores(value: str) -> list[str]:
         expected = ",".join(STORES)
         raise SystemExit(f"--stores: expected a comma-separated subset of {expected}: {value!r}")
     return chosen
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """A donjon process on a fresh store, with a service account's PAT."""
+
+    def __init__(
+        self, store_env: dict[str, str], folder: Path, extra_env: dict[str, str] | None = None
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://localhost:{self.port}"
+        self.pat_file = folder / "admin.pat"
+        self.env = {
+            **os.environ,
+            "DONJON_PORT": str(self.port),
+            "DONJON_LISTENADDRESS": "127.0.0.1",
+            "DONJON_EXTERNALPORT": str(self.port),
+            "DONJON_MASTERKEY": MASTERKEY,
+            "DONJON_LOG_LEVEL": "warning",
+            "DONJON_FIRSTINSTANCE_ORG_MACHINE_MACHINE_USERNAME": "bench-sa",
+            "DONJON_FIRSTINSTANCE_ORG_MACHINE_PAT_PATH": str(self.pat_file),
+            **store_env,
+            **(extra_env or {}),
+        }
+        self.log = folder / "donjon.log"
+
+    def __enter__(self) -> Server:
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [str(DONJON), "start-from-init"], env=self.env, stdout=out, stderr=out
+            )
+        deadline = time.monotonic() + 120
+        while True:
+            if self.process.poll() is not None:
+                raise SystemExit(f"donjon exited:\n{self.log.read_text()}")
+            try:
+                if httpx.get(f"{self.url}/debug/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.process.kill()
+                raise SystemExit(f"donjon did not get ready:\n{self.log.read_text()}")
+            time.sleep(0.1)
+        self.pat = self.pat_file.read_text().strip()
+        self.headers = {"Authorization": f"Bearer {self.pat}"}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
