@@ -72,6 +72,14 @@ NODE = DATA / "node"
 NODE_PACKAGES = ("oidc-provider@9", "autocannon@8")
 FORM = "application/x-www-form-urlencoded"
 PASSWORD = "Bench-Passw0rd!"
+LOADS = (
+    "minimal",
+    "token_jwt",
+    "token_opaque",
+    "introspect_jwt",
+    "introspect_opaque",
+    "login",
+)
 
 
 # -- the load generator -------------------------------------------------------------------
@@ -171,10 +179,13 @@ def run_load(load: Load, connections: int, duration: float, pid: int) -> dict[st
 
 
 def measure_loads(
-    loads: dict[str, Load], clients: list[int], duration: float, warmup: float, pid: int
+    loads: dict[str, Load], args: argparse.Namespace, pid: int
 ) -> dict[str, dict[int, dict[str, Any]]]:
     results: dict[str, dict[int, dict[str, Any]]] = {}
+    clients, duration, warmup = args.clients, args.duration, args.warmup
     for name, load in loads.items():
+        if name not in args.loads:
+            continue
         results[name] = {}
         for n in clients:
             run_load(load, n, warmup, pid)
@@ -455,39 +466,45 @@ def ratio(a: float, b: float) -> float:
     return round(a / b, 3) if b else 0.0
 
 
+#: donjon's measurement and the oidc-provider one it is compared with (oidc-provider
+#: cannot introspect its JWT access tokens: both donjon kinds face its opaque ones).
+COUNTERPARTS = {
+    "token_jwt": "token_jwt",
+    "token_opaque": "token_opaque",
+    "introspect_jwt": "introspect_opaque",
+    "introspect_opaque": "introspect_opaque",
+}
+
+
 def summarise(
     donjon: dict[str, dict[int, dict[str, Any]]],
     provider: dict[str, dict[int, dict[str, Any]]],
     bound: dict[int, float],
     clients: list[int],
-) -> dict[str, Any]:
-    rate = {
-        side: {name: {n: r[n]["per_s"] for n in clients} for name, r in results.items()}
-        for side, results in (("donjon", donjon), ("oidc_provider", provider))
-    }
-    d, p = rate["donjon"], rate["oidc_provider"]
-    out: dict[str, Any] = {}
+) -> dict[int, dict[str, Any]]:
+    """The ratios the targets are about, for whatever this run measured."""
+
+    def rate(results: dict[str, dict[int, dict[str, Any]]], name: str, n: int) -> float:
+        return float(results[name][n]["per_s"]) if name in results else 0.0
+
+    out: dict[int, dict[str, Any]] = {}
     for n in clients:
-        out[n] = {
-            "token_jwt_vs_oidc_provider": ratio(d["token_jwt"][n], p["token_jwt"][n]),
-            "token_opaque_vs_oidc_provider": ratio(d["token_opaque"][n], p["token_opaque"][n]),
-            "introspect_jwt_vs_oidc_provider_opaque": ratio(
-                d["introspect_jwt"][n], p["introspect_opaque"][n]
-            ),
-            "introspect_opaque_vs_oidc_provider_opaque": ratio(
-                d["introspect_opaque"][n], p["introspect_opaque"][n]
-            ),
-            "donjon_of_minimal": {
-                name: ratio(d[name][n], d["minimal"][n])
-                for name in ("token_jwt", "token_opaque", "introspect_jwt", "introspect_opaque")
-            },
-            "oidc_provider_of_minimal": {
-                name: ratio(p[name][n], p["minimal"][n])
-                for name in ("token_jwt", "token_opaque", "introspect_opaque")
-            },
-            "argon2_verifications_per_s": round(bound[n], 1),
-            "logins_of_argon2_bound": ratio(d["login"][n], bound[n]),
+        entry: dict[str, Any] = {"vs_oidc_provider": {}, "donjon_of_minimal": {}}
+        for ours, theirs in COUNTERPARTS.items():
+            mine = rate(donjon, ours, n)
+            if mine and rate(provider, theirs, n):
+                entry["vs_oidc_provider"][ours] = ratio(mine, rate(provider, theirs, n))
+            if mine and rate(donjon, "minimal", n):
+                entry["donjon_of_minimal"][ours] = ratio(mine, rate(donjon, "minimal", n))
+        entry["oidc_provider_of_minimal"] = {
+            name: ratio(rate(provider, name, n), rate(provider, "minimal", n))
+            for name in set(COUNTERPARTS.values())
+            if rate(provider, name, n) and rate(provider, "minimal", n)
         }
+        if rate(donjon, "login", n) and n in bound:
+            entry["argon2_verifications_per_s"] = round(bound[n], 1)
+            entry["logins_of_argon2_bound"] = ratio(rate(donjon, "login", n), bound[n])
+        out[n] = entry
     return out
 
 
@@ -508,7 +525,7 @@ async def measure_donjon(
     with Server(env, folder) as server:
         loads = await donjon_loads(server, max(args.clients))
         pid = server.process.pid
-        return measure_loads(loads, args.clients, args.duration, args.warmup, pid)
+        return measure_loads(loads, args, pid)
 
 
 async def main() -> None:
@@ -522,7 +539,22 @@ async def main() -> None:
     )
     parser.add_argument("--duration", type=float, default=10, help="seconds per measurement")
     parser.add_argument("--warmup", type=float, default=2, help="seconds before each")
+    parser.add_argument(
+        "--loads",
+        default=",".join(LOADS),
+        type=lambda v: [x for x in v.split(",") if x],
+        help=f"what to measure, comma-separated (default: all of {','.join(LOADS)})",
+    )
+    parser.add_argument(
+        "--servers",
+        default="oidc-provider,donjon",
+        type=lambda v: [x for x in v.split(",") if x],
+        help="oidc-provider, donjon or both",
+    )
     args = parser.parse_args()
+    unknown = set(args.loads) - set(LOADS) | set(args.servers) - {"oidc-provider", "donjon"}
+    if unknown:
+        raise SystemExit(f"unknown --loads or --servers: {', '.join(sorted(unknown))}")
     install_node_packages()
     report: dict[str, Any] = {
         "command": command(),
@@ -533,15 +565,19 @@ async def main() -> None:
         "runs": [],
     }
     DATA.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=DATA) as tmp:
-        print(f"oidc-provider {report['oidc_provider']}", flush=True)
-        with oidc_provider(Path(tmp)) as (pid, loads):
-            provider = measure_loads(loads, args.clients, args.duration, args.warmup, pid)
+    provider: dict[str, dict[int, dict[str, Any]]] = {}
+    if "oidc-provider" in args.servers:
+        with tempfile.TemporaryDirectory(dir=DATA) as tmp:
+            print(f"oidc-provider {report['oidc_provider']}", flush=True)
+            with oidc_provider(Path(tmp)) as (pid, loads):
+                provider = measure_loads(loads, args, pid)
     report["oidc_provider_results"] = provider
-    bound = {n: argon2_verifications_per_s(n, args.duration) for n in args.clients}
-    print(f"argon2 verifications/s: {bound}", flush=True)
+    bound: dict[int, float] = {}
+    if "donjon" in args.servers and "login" in args.loads:
+        bound = {n: argon2_verifications_per_s(n, args.duration) for n in args.clients}
+        print(f"argon2 verifications/s: {bound}", flush=True)
     report["argon2_verifications_per_s"] = bound
-    for store in args.stores:
+    for store in args.stores if "donjon" in args.servers else []:
         print(f"donjon on {store}", flush=True)
         with tempfile.TemporaryDirectory(dir=DATA) as tmp:
             donjon = await run_donjon(store, args, Path(tmp))

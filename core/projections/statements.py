@@ -79,7 +79,20 @@ def _where(table: Table, values: Mapping[str, Any]):  # type: ignore[no-untyped-
     return and_(*(table.c[name] == value for name, value in values.items()))
 
 
+_upserts: WeakKeyDictionary[Table, dict[str, Any]] = WeakKeyDictionary()
+
+
 def _upsert(dialect: str, table: Table):  # type: ignore[no-untyped-def]
+    """The table's INSERT … ON CONFLICT, built once per table and dialect: building it
+    (the `excluded` alias makes a proxy of every column) cost more than running it."""
+    by_dialect = _upserts.setdefault(table, {})
+    statement = by_dialect.get(dialect)
+    if statement is None:
+        statement = by_dialect[dialect] = _build_upsert(dialect, table)
+    return statement
+
+
+def _build_upsert(dialect: str, table: Table):  # type: ignore[no-untyped-def]
     ins = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
     keys = {c.name for c in table.primary_key.columns}
     others = {c.name: ins.excluded[c.name] for c in table.columns if c.name not in keys}

@@ -51,6 +51,8 @@ from donjon.plugins.oidc.errors import InvalidClient, InvalidRequest
 from donjon.plugins.oidc.forms import BASIC_CHALLENGE, basic_credentials
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from donjon.plugins.oidc.issuer import Issuer
     from donjon.plugins.oidc.provider import Provider
 
@@ -88,6 +90,7 @@ async def authenticate_client(
     *,
     endpoint: str,
     unknown_is_anonymous: bool = False,
+    conn: AsyncConnection | None = None,
 ) -> Client | None:
     """The client the request authenticates as; None when it names none.
 
@@ -96,8 +99,8 @@ async def authenticate_client(
     a client id and secret naming no client at all count as no client:
     ZITADEL's SDK sends `Basic None:None` with its JWT profile requests.
     (with `client_id=None` in the form). A known client with a wrong secret
-    is still refused. Raises
-    InvalidClient or InvalidRequest.
+    is still refused. `conn`: a read transaction of the caller's to look the
+    client up in. Raises InvalidClient or InvalidRequest.
     """
     method = presented_method(request, form)
     if method is None:
@@ -106,7 +109,9 @@ async def authenticate_client(
         client_id, secret = basic_credentials(request)  # type: ignore[misc]
         if form.get("client_id", client_id) != client_id:
             raise InvalidRequest("client_id differs from the HTTP Basic user")
-        return await _by_secret(provider, issuer, client_id, secret, method, unknown_is_anonymous)
+        return await _by_secret(
+            provider, issuer, client_id, secret, method, unknown_is_anonymous, conn
+        )
     if method == CLIENT_SECRET_POST:
         if "client_id" not in form:
             raise InvalidRequest("client_id: required with client_secret")
@@ -117,10 +122,11 @@ async def authenticate_client(
             form["client_secret"],
             method,
             unknown_is_anonymous,
+            conn,
         )
     if method == PRIVATE_KEY_JWT:
-        return await _by_assertion(provider, issuer, form, endpoint)
-    return await _public(provider, issuer, form["client_id"], unknown_is_anonymous)
+        return await _by_assertion(provider, issuer, form, endpoint, conn)
+    return await _public(provider, issuer, form["client_id"], unknown_is_anonymous, conn)
 
 
 async def _by_secret(
@@ -130,11 +136,12 @@ async def _by_secret(
     secret: str,
     method: str,
     unknown_is_anonymous: bool,
+    conn: AsyncConnection | None,
 ) -> Client | None:
     challenge = BASIC_CHALLENGE if method == CLIENT_SECRET_BASIC else None
-    async with provider.runtime.db.read() as conn:
-        app = await find_app(conn, issuer.instance_id, client_id)
-        user = None if app else await find_machine(conn, issuer.instance_id, client_id)
+    async with provider.read(conn) as c:
+        app = await find_app(c, issuer.instance_id, client_id)
+        user = None if app else await find_machine(c, issuer.instance_id, client_id)
     if app is None and user is None and unknown_is_anonymous:
         return None
     if app is not None:
@@ -156,10 +163,14 @@ async def _by_secret(
 
 
 async def _public(
-    provider: Provider, issuer: Issuer, client_id: str, unknown_is_anonymous: bool
+    provider: Provider,
+    issuer: Issuer,
+    client_id: str,
+    unknown_is_anonymous: bool,
+    conn: AsyncConnection | None,
 ) -> Client | None:
-    async with provider.runtime.db.read() as conn:
-        app = await find_app(conn, issuer.instance_id, client_id)
+    async with provider.read(conn) as c:
+        app = await find_app(c, issuer.instance_id, client_id)
     if app is None and unknown_is_anonymous:
         return None
     if app is None or not app_is_usable(app) or app["auth_method_type"] != "none":
@@ -168,7 +179,11 @@ async def _public(
 
 
 async def _by_assertion(
-    provider: Provider, issuer: Issuer, form: dict[str, str], endpoint: str
+    provider: Provider,
+    issuer: Issuer,
+    form: dict[str, str],
+    endpoint: str,
+    conn: AsyncConnection | None,
 ) -> Client:
     if form.get("client_assertion_type") != ASSERTION_TYPE:
         raise InvalidClient(f"client_assertion_type must be {ASSERTION_TYPE}")
@@ -184,15 +199,15 @@ async def _by_assertion(
         raise InvalidClient("the client assertion needs kid (the key id) in its header")
     instance_id = issuer.instance_id
     public_pem: str | None = None
-    async with provider.runtime.db.read() as conn:
-        app = await find_app(conn, instance_id, client_id)
-        user = None if app else await find_machine(conn, instance_id, client_id, by_id=True)
+    async with provider.read(conn) as c:
+        app = await find_app(c, instance_id, client_id)
+        user = None if app else await find_machine(c, instance_id, client_id, by_id=True)
         if app is not None:
             if app_is_usable(app) and app["auth_method_type"] == "private_key_jwt":
-                app_key = await usable_app_key(conn, instance_id, client_id, key_id)
+                app_key = await usable_app_key(c, instance_id, client_id, key_id)
                 public_pem = app_key.public_key if app_key else None
         elif user is not None and machine_is_usable(user):
-            machine_key = await usable_machine_key(conn, instance_id, user["id"], key_id)
+            machine_key = await usable_machine_key(c, instance_id, user["id"], key_id)
             public_pem = machine_key.public_key if machine_key else None
     if public_pem is None:
         raise InvalidClient(FAILED)

@@ -17,6 +17,7 @@ from typing import Any
 
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from donjon.core.identity.users import ACTIVE, INITIAL
 from donjon.core.runtime import Runtime
@@ -49,36 +50,47 @@ async def introspect(
     issuer = issuer_of(request, runtime.settings, instance_id)
     try:
         form = await read_form(request)
-        client = await authenticate_client(
-            provider, issuer, request, form, endpoint=issuer.endpoint(INTROSPECT_PATH)
-        )
-        check_introspecting_client(client)
-        assert client is not None
-        if not form.get("token"):
-            raise InvalidRequest("token: required")
-        found = await active_token(provider, instance_id, form["token"])
-        if found is None:
-            return json_response(
-                await refresh_introspection(provider, issuer, client, form["token"])
+        # One read transaction for the client, the token and its user's claims.
+        async with provider.read() as conn:
+            client = await authenticate_client(
+                provider,
+                issuer,
+                request,
+                form,
+                endpoint=issuer.endpoint(INTROSPECT_PATH),
+                conn=conn,
             )
-        if not is_audience(client, found):
-            return json_response(INACTIVE)
-        return json_response(await introspection(provider, issuer, found))
+            check_introspecting_client(client)
+            assert client is not None
+            if not form.get("token"):
+                raise InvalidRequest("token: required")
+            found = await active_token(provider, instance_id, form["token"], conn)
+            if found is None:
+                answer = await refresh_introspection(provider, issuer, client, form["token"], conn)
+            elif not is_audience(client, found):
+                answer = INACTIVE
+            else:
+                answer = await introspection(provider, issuer, found, conn)
+        return json_response(answer)
     except OAuthError as exc:
         return error_response(exc)
 
 
 async def refresh_introspection(
-    provider: Provider, issuer: Issuer, client: Client, token: str
+    provider: Provider,
+    issuer: Issuer,
+    client: Client,
+    token: str,
+    conn: AsyncConnection | None = None,
 ) -> dict[str, Any]:
     """A refresh token is active to the client that holds it, while it is unused,
     unrevoked, unexpired and its user active; inactive to everyone else."""
-    async with provider.runtime.db.read() as conn:
-        record = await find_refresh_token(conn, issuer.instance_id, token)
+    async with provider.read(conn) as c:
+        record = await find_refresh_token(c, issuer.instance_id, token)
         if record is None or record.used or record.revoked or record.client_id != client.client_id:
             return INACTIVE
         expires = min(record.idle_expires_at, record.expires_at)
-        user = await load_user(conn, issuer.instance_id, record.user_id)
+        user = await load_user(c, issuer.instance_id, record.user_id)
     if expires <= datetime.now(UTC) or user is None or user["state"] not in (ACTIVE, INITIAL):
         return INACTIVE
     body: dict[str, Any] = {"act": record.actor} if record.actor else {}
@@ -106,11 +118,13 @@ def is_audience(client: Client, token: ActiveToken) -> bool:
     return client.project_id in token.audience or client.client_id in token.audience
 
 
-async def introspection(provider: Provider, issuer: Issuer, token: ActiveToken) -> dict[str, Any]:
+async def introspection(
+    provider: Provider, issuer: Issuer, token: ActiveToken, conn: AsyncConnection | None = None
+) -> dict[str, Any]:
     """The RFC 7662 answer for an active token, with the user's claims by its scopes."""
-    async with provider.runtime.db.read() as conn:
-        user = await load_user(conn, issuer.instance_id, token.user_id)
-        claims = await user_claims(conn, issuer.instance_id, user, token.scopes) if user else {}
+    async with provider.read(conn) as c:
+        user = await load_user(c, issuer.instance_id, token.user_id)
+        claims = await user_claims(c, issuer.instance_id, user, token.scopes) if user else {}
     if token.actor:
         # RFC 8693 §4.1: who acts for the subject (a token from an impersonation).
         claims["act"] = token.actor

@@ -21,10 +21,11 @@ from sqlalchemy import select
 
 from donjon.core.identity import secrets
 from donjon.core.identity.users import ACTIVE, INITIAL, users_table
-from donjon.plugins.oidc.keys.generate import public_key_of
 from donjon.plugins.oidc.tokens.events import JWT, access_tokens_table
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from donjon.plugins.oidc.provider import Provider
 
 
@@ -53,8 +54,11 @@ def looks_like_jwt(token: str) -> bool:
     return token.count(".") == 2
 
 
-async def active_token(provider: Provider, instance_id: str, token: str) -> ActiveToken | None:
-    """The record of `token` when it is a valid access token of `instance_id`, else None."""
+async def active_token(
+    provider: Provider, instance_id: str, token: str, conn: AsyncConnection | None = None
+) -> ActiveToken | None:
+    """The record of `token` when it is a valid access token of `instance_id`, else None
+    (looked up in `conn`, a read transaction of the caller's, when given)."""
     if not token or len(token) > 8192:
         return None
     t = access_tokens_table
@@ -66,9 +70,9 @@ async def active_token(provider: Provider, instance_id: str, token: str) -> Acti
     else:
         where = (t.c.instance_id == instance_id) & (t.c.digest == secrets.digest(token))
     u = users_table
-    async with provider.runtime.db.read() as conn:
+    async with provider.read(conn) as c:
         row = (
-            await conn.execute(
+            await c.execute(
                 select(t, u.c.state.label("user_state"), u.c.username, u.c.type.label("user_type"))
                 .join(u, (u.c.instance_id == t.c.instance_id) & (u.c.id == t.c.user_id))
                 .where(where)
@@ -113,7 +117,7 @@ async def _verified_jwt_id(provider: Provider, instance_id: str, token: str) -> 
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
-            key=public_key_of(key.public_jwk),  # type: ignore[arg-type]
+            key=provider.keys.public_key(instance_id, key),  # type: ignore[arg-type]
             algorithms=[key.alg],
             options={"verify_aud": False, "require": ["exp", "jti"]},
         )
