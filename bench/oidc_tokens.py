@@ -551,7 +551,20 @@ async def main() -> None:
         type=lambda v: [x for x in v.split(",") if x],
         help="oidc-provider, donjon or both",
     )
+    parser.add_argument(
+        "--argon2",
+        metavar="MEMORY_KIB,TIME,THREADS",
+        help="the password hash cost for the login run and its bound (default: donjon's"
+        " configured one, SystemDefaults.PasswordHasher.Hasher)",
+    )
     args = parser.parse_args()
+    if args.argon2:
+        # The donjon server inherits them; this process's bound reads them too.
+        memory, passes, lanes = args.argon2.split(",")
+        prefix = "DONJON_SYSTEMDEFAULTS_PASSWORDHASHER_HASHER_"
+        os.environ.update(
+            {f"{prefix}MEMORY": memory, f"{prefix}TIME": passes, f"{prefix}THREADS": lanes}
+        )
     unknown = set(args.loads) - set(LOADS) | set(args.servers) - {"oidc-provider", "donjon"}
     if unknown:
         raise SystemExit(f"unknown --loads or --servers: {', '.join(sorted(unknown))}")
@@ -562,6 +575,7 @@ async def main() -> None:
         "node": node_version(),
         "oidc_provider": package_version("oidc-provider"),
         "autocannon": package_version("autocannon"),
+        "argon2": vars(load_settings([]).SystemDefaults.PasswordHasher.Hasher),
         "runs": [],
     }
     DATA.mkdir(parents=True, exist_ok=True)

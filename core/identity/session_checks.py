@@ -243,7 +243,9 @@ async def check_password(ctx: CheckContext, value: dict[str, Any]) -> CheckOutco
         raise ConnectError("failed_precondition", f"{ctx.path}: the user is not active")
     if not user.password_hash:
         raise ConnectError("failed_precondition", f"{ctx.path}: the user has no password")
-    if not await user_password.check_password(ctx.runtime, ctx.instance_id, ctx.user_id, password):
+    if not await user_password.check_password(
+        ctx.runtime, ctx.instance_id, ctx.user_id, password, state=user
+    ):
         raise invalid(f"{ctx.path}.password", "the password is invalid")
     return CheckOutcome([SessionPasswordChecked(checked_at=format_time(ctx.now))])
 

@@ -100,7 +100,14 @@ async def max_password_attempts(runtime: Runtime, instance_id: str, org_id: str)
     return policy.max_password_attempts
 
 
-async def check_password(runtime: Runtime, instance_id: str, user_id: str, password: str) -> bool:
+async def check_password(
+    runtime: Runtime,
+    instance_id: str,
+    user_id: str,
+    password: str,
+    *,
+    state: UserState | None = None,
+) -> bool:
     """Verify a login's password and record the check on the user.
 
     False, with nothing recorded, for an unknown, removed, locked or inactive
@@ -109,10 +116,15 @@ async def check_password(runtime: Runtime, instance_id: str, user_id: str, passw
     with a fresh argon2id hash when the stored one is bcrypt or of another
     cost) or `user.human.password.check.failed`, followed by `user.locked` when
     this failure reaches the lockout policy's `max_password_attempts` (> 0).
+
+    `state`: the user's write model, when the caller has just loaded it (a
+    user's history grows with every login: it is read once, not twice); a
+    retry after a concurrent change reads it again.
     """
     verified: tuple[str, Verification] | None = None
-    for _ in range(_ATTEMPTS):
-        state = await UserState.load(runtime.store, instance_id, user_id)
+    for attempt in range(_ATTEMPTS):
+        if attempt or state is None:
+            state = await UserState.load(runtime.store, instance_id, user_id)
         if state.type != HUMAN or state.state not in (ACTIVE, INITIAL) or not state.password_hash:
             return False
         if len(password.encode()) > MAX_PASSWORD:
