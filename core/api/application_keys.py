@@ -16,7 +16,6 @@ project.
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, func, select
@@ -29,11 +28,11 @@ from donjon.core.api.connect import (
     Message,
     invalid,
     not_found,
-    parse_timestamp,
     timestamp,
 )
 from donjon.core.api.project_service import pagination, readable
 from donjon.core.api.queries import PaginationRequest, paging
+from donjon.core.api.user_service_machine import expiration
 from donjon.core.identity import app_keys, user_keys
 from donjon.core.identity.app_keys import KeyPrecondition, app_keys_table
 
@@ -84,15 +83,6 @@ class ListApplicationKeysRequest(Message):
     filters: list[ApplicationKeySearchFilter] = []
 
 
-def _expiration(value: str | None) -> str:
-    parsed = parse_timestamp("expirationDate", value)
-    if parsed is None:
-        return ""
-    if parsed <= datetime.now(UTC):
-        raise invalid("expirationDate", "must be in the future")
-    return timestamp(parsed) or ""
-
-
 def _key(row: Any) -> dict[str, Any]:
     return {
         "keyId": row.id,
@@ -138,7 +128,7 @@ async def create_application_key(call: Call, req: CreateApplicationKeyRequest) -
         app_keys.check_can_hold_keys(state.app)
     except KeyPrecondition as exc:
         raise ConnectError("failed_precondition", str(exc)) from None
-    expires = _expiration(req.expiration_date)
+    expires = expiration(req.expiration_date)
     key_id = ids.new_id()
     details: bytes | None = None
     if req.public_key:
