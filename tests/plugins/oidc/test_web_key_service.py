@@ -199,3 +199,28 @@ async def test_the_ring_makes_a_new_successor_after_manual_changes(api: Api) -> 
     keys = await ring.refresh(api.instance_id)
     assert next(k for k in keys if k.state == "active").id == first_active.id
     assert [k.alg for k in keys if k.state == "next"] == [first_active.alg]
+
+
+async def test_an_inactive_key_leaves_the_jwks_once_its_tokens_have_expired(api: Api) -> None:
+    from sqlalchemy import update
+
+    from donjon.plugins.oidc.keys.events import web_keys_table
+
+    old = next(k for k, v in (await listed(api)).items() if v["state"] == "STATE_ACTIVE")
+    new = (await api.ok(WEBKEY, "CreateWebKey", {"ed25519": {}}))["id"]
+    await api.ok(WEBKEY, "ActivateWebKey", {"id": new})
+    assert old in await jwks(api)
+    # Inactive for longer than the longest token lifetime plus the JWKS cache lifetime.
+    settings = provider_of(api.runtime).settings
+    long_ago = datetime.now(UTC) - settings.longest_token_lifetime - settings.JwksCacheMaxAge
+    async with api.runtime.db.write() as conn:
+        t = web_keys_table
+        await conn.execute(
+            update(t)
+            .where(t.c.instance_id == api.instance_id, t.c.id == old)
+            .values(deactivated_at=long_ago - timedelta(seconds=1))
+        )
+    await provider_of(api.runtime).keys.refresh(api.instance_id)
+    published = await jwks(api)
+    assert old not in published and new in published
+    assert (await listed(api))[old]["state"] == "STATE_INACTIVE"
