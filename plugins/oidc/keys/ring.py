@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from sqlalchemy import select
 
 from donjon.core import ids
@@ -54,7 +54,6 @@ from donjon.plugins.oidc.keys.generate import (
     new_private_key,
     private_pem,
     public_jwk,
-    public_key_of,
     rsa_bits_of,
 )
 
@@ -146,7 +145,6 @@ class KeyRing:
         self.clock = clock
         self._cache: dict[str, tuple[list[WebKey], float]] = {}
         self._private: dict[tuple[str, str], PrivateKeyTypes] = {}
-        self._public: dict[tuple[str, str], PublicKeyTypes] = {}
 
     async def keys(self, instance_id: str) -> list[WebKey]:
         """The instance's published keys, creating or rotating them when due."""
@@ -187,14 +185,6 @@ class KeyRing:
             if key.id == key_id:
                 return key
         return None
-
-    def public_key(self, instance_id: str, key: WebKey) -> PublicKeyTypes:
-        """`key`'s verification key, made from its JWK once per process (a key's
-        public half never changes; making it checks the point, ~0.1 ms)."""
-        cached = self._public.get((instance_id, key.id))
-        if cached is None:
-            cached = self._public[(instance_id, key.id)] = public_key_of(key.public_jwk)
-        return cached
 
     async def jwks(self, instance_id: str) -> dict[str, Any]:
         """The JWK Set: active, next and inactive-but-not-expired keys."""

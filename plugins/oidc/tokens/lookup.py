@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from donjon.core.identity import secrets
 from donjon.core.identity.users import ACTIVE, INITIAL, users_table
+from donjon.plugins.oidc.keys.generate import public_key_of
 from donjon.plugins.oidc.tokens.events import JWT, access_tokens_table
 
 if TYPE_CHECKING:
@@ -117,7 +118,7 @@ async def _verified_jwt_id(provider: Provider, instance_id: str, token: str) -> 
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
-            key=provider.keys.public_key(instance_id, key),  # type: ignore[arg-type]
+            key=public_key_of(key.public_jwk),  # type: ignore[arg-type]
             algorithms=[key.alg],
             options={"verify_aud": False, "require": ["exp", "jti"]},
         )
