@@ -38,6 +38,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/rebuild.py
 	$(BIN)/python bench/api_users.py
 	$(BIN)/python bench/oidc_tokens.py
+	$(BIN)/python bench/actions_delivery.py
 
 lint: $(BIN)/.installed
 	$(BIN)/pip install -q ruff

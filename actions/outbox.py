@@ -45,7 +45,6 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    and_,
     delete,
     exists,
     func,
@@ -323,16 +322,20 @@ class Outbox:
                 for target in (await targets.targets_by_id(conn, instance_id, ids)).values():
                     found[(instance_id, target.id)] = target
             margin = self.settings.LeaseMargin
+            # One token per claim: a delivery's result is recorded by id and token.
+            token = secrets.token_hex(8)
+            by_lease: dict[datetime, list[int]] = {}
             for r in rows:
                 target = found.get((r.instance_id, r.target_id))
-                timeout = timedelta(seconds=target.timeout if target else 0)
-                token = secrets.token_hex(8)
+                lease = now + timedelta(seconds=target.timeout if target else 0) + margin
+                by_lease.setdefault(lease, []).append(r.id)
+                out.append(Claimed(r.id, token, r.attempts, r.body, target))
+            for lease, claimed_ids in by_lease.items():
                 await conn.execute(
                     update(deliveries_table)
-                    .where(deliveries_table.c.id == r.id)
-                    .values(lease_until=now + timeout + margin, claim=token)
+                    .where(deliveries_table.c.id.in_(claimed_ids))
+                    .values(lease_until=lease, claim=token)
                 )
-                out.append(Claimed(r.id, token, r.attempts, r.body, target))
         return out
 
     async def deliver(self) -> bool:
@@ -341,10 +344,11 @@ class Outbox:
         claimed = await self.claim(room)
         if not claimed:
             return False
-        await asyncio.gather(*(self._attempt(c) for c in claimed))
+        outcomes = await asyncio.gather(*(self._attempt(c) for c in claimed))
+        await self._record(outcomes)
         return len(claimed) == room
 
-    async def _attempt(self, claimed: Claimed) -> None:
+    async def _attempt(self, claimed: Claimed) -> tuple[Claimed, int | None, str | None]:
         status: int | None = None
         error: str | None = None
         if claimed.target is None:
@@ -358,38 +362,51 @@ class Outbox:
             except Exception as exc:  # a bug must not lose the delivery
                 log.exception("actions: delivery %s failed unexpectedly", claimed.id)
                 error = f"{type(exc).__name__}: {exc}"
-        await self._record(claimed, status, error)
+        return claimed, status, error
 
-    async def _record(self, claimed: Claimed, status: int | None, error: str | None) -> None:
-        mine = and_(
-            deliveries_table.c.id == claimed.id,
-            deliveries_table.c.claim == claimed.claim,
-        )
+    async def _record(self, outcomes: list[tuple[Claimed, int | None, str | None]]) -> None:
+        """Record a round's results in one transaction, each by its claim's holder only."""
+        delivered = [c for c, _, error in outcomes if error is None]
         async with self.db.write() as conn:
-            if error is None:
-                await conn.execute(delete(deliveries_table).where(mine))
-                return
-            attempts = claimed.attempts + 1
-            parked = attempts >= self.settings.MaxAttempts or claimed.target is None
-            values: dict[str, Any] = {
-                "attempts": attempts,
-                "lease_until": None,
-                "claim": None,
-                "last_error": error[:2000],
-                "last_status": status,
-            }
-            if parked:
-                values["status"] = PARKED
-                log.error(
-                    "actions: delivery %s parked after %d attempt(s): %s",
-                    claimed.id, attempts, error,
-                )  # fmt: skip
-            else:
-                values["next_attempt_at"] = datetime.now(UTC) + backoff(self.settings, attempts)
-                log.warning(
-                    "actions: delivery %s failed (attempt %d): %s", claimed.id, attempts, error
+            if delivered:
+                await conn.execute(
+                    delete(deliveries_table).where(
+                        deliveries_table.c.id.in_([c.id for c in delivered]),
+                        deliveries_table.c.claim == delivered[0].claim,
+                    )
                 )
-            await conn.execute(update(deliveries_table).where(mine).values(**values))
+            for claimed, status, error in outcomes:
+                if error is None:
+                    continue
+                attempts = claimed.attempts + 1
+                parked = attempts >= self.settings.MaxAttempts or claimed.target is None
+                values: dict[str, Any] = {
+                    "attempts": attempts,
+                    "lease_until": None,
+                    "claim": None,
+                    "last_error": error[:2000],
+                    "last_status": status,
+                }
+                if parked:
+                    values["status"] = PARKED
+                    log.error(
+                        "actions: delivery %s parked after %d attempt(s): %s",
+                        claimed.id, attempts, error,
+                    )  # fmt: skip
+                else:
+                    values["next_attempt_at"] = datetime.now(UTC) + backoff(self.settings, attempts)
+                    log.warning(
+                        "actions: delivery %s failed (attempt %d): %s",
+                        claimed.id, attempts, error,
+                    )  # fmt: skip
+                await conn.execute(
+                    update(deliveries_table)
+                    .where(
+                        deliveries_table.c.id == claimed.id,
+                        deliveries_table.c.claim == claimed.claim,
+                    )
+                    .values(**values)
+                )
 
 
 async def redrive(
