@@ -417,8 +417,9 @@ def route_for(rpc: Rpc) -> HTTPRouteHandler:
             if runtime.pm.hook.customize_api_request.get_hookimpls():
                 request_json = _as_object(body)
                 if request_json is not None:
-                    request_json = await customize_request(call, rpc.path, request_json)
-                    body = msgspec.json.encode(request_json)
+                    customized = await customize_request(call, rpc.path, request_json)
+                    if customized is not request_json:
+                        request_json, body = customized, msgspec.json.encode(customized)
             message = decode(rpc.request, body)
             result = await rpc.handler(call, message)
             if runtime.pm.hook.customize_api_response.get_hookimpls():
