@@ -50,7 +50,7 @@ def register_routes() -> list[Any]:
         password_submit,
         signed_in,
     )
-    from donjon.plugins.login.pages_logout import logout_form, logout_submit
+    from donjon.plugins.login.pages_logout import logout_done, logout_form, logout_submit
     from donjon.plugins.login.pages_register import register_form, register_submit
     from donjon.plugins.login.pages_reset import reset_form, reset_submit, set_form, set_submit
     from donjon.plugins.login.pages_verify import verify_form, verify_submit
@@ -73,6 +73,7 @@ def register_routes() -> list[Any]:
         set_form,
         set_submit,
         logout_form,
+        logout_done,
         logout_submit,
         change_form,
         change_submit,

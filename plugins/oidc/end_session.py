@@ -12,7 +12,12 @@
 
 What it does: the login session of `sid` is terminated
 (`session_commands.terminate_session`: its token stops working), and the
-refresh token families that came from that login are revoked.
+refresh token families that came from that login are revoked. Without a
+hint, nothing says which session to end: the endpoint hands the browser to
+the hosted login's logout page (`/ui/login/logout` with `client_id`, the
+checked `post_logout_redirect_uri` and `state`), where the person chooses
+which of the browser's sessions to end; that page checks the URI again
+(`post_logout_uri_allowed`) and ends each chosen session with `end_login`.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class Logout:
     #: Where to send the browser afterwards (checked), or "".
     redirect_uri: str
     state: str
+    client_id: str = ""
 
 
 async def hint_claims(provider: Provider, issuer: Issuer, hint: str) -> dict[str, Any]:
@@ -90,19 +96,38 @@ async def check_logout(provider: Provider, issuer: Issuer, params: dict[str, str
     if redirect_uri:
         if not client_id:
             raise NotRedirectable("post_logout_redirect_uri: needs client_id or id_token_hint")
-        async with provider.runtime.db.read() as conn:
-            app = await apps.app_by_client_id(conn, issuer.instance_id, client_id)
-        if app is None or app["type"] != apps.OIDC:
-            raise NotRedirectable("client_id: no OIDC application has this client id")
-        if redirect_uri not in (app["post_logout_redirect_uris"] or []):
-            raise NotRedirectable("post_logout_redirect_uri: not registered for this application")
+        await check_post_logout_uri(provider.runtime, issuer.instance_id, client_id, redirect_uri)
     sid = claims.get("sid")
     return Logout(
         user_id=str(claims.get("sub", "")),
         login_session_id=sid if isinstance(sid, str) else "",
         redirect_uri=redirect_uri,
-        state=params.get("state", ""),
+        state=params.get("state", "")[:2048],
+        client_id=client_id,
     )
+
+
+async def check_post_logout_uri(
+    runtime: Runtime, instance_id: str, client_id: str, redirect_uri: str
+) -> None:
+    """NotRedirectable unless `redirect_uri` is one of the OIDC app's post-logout URIs."""
+    async with runtime.db.read() as conn:
+        app = await apps.app_by_client_id(conn, instance_id, client_id)
+    if app is None or app["type"] != apps.OIDC:
+        raise NotRedirectable("client_id: no OIDC application has this client id")
+    if redirect_uri not in (app["post_logout_redirect_uris"] or []):
+        raise NotRedirectable("post_logout_redirect_uri: not registered for this application")
+
+
+async def post_logout_uri_allowed(
+    runtime: Runtime, instance_id: str, client_id: str, redirect_uri: str
+) -> bool:
+    """Whether a login may send the browser to `redirect_uri` after a logout for the client."""
+    try:
+        await check_post_logout_uri(runtime, instance_id, client_id, redirect_uri)
+    except NotRedirectable:
+        return False
+    return True
 
 
 async def end_login(runtime: Runtime, instance_id: str, logout: Logout) -> None:

@@ -183,7 +183,8 @@ def test_the_oidc_code_flow_through_the_login_pages(
     login_server: DonjonServer,
     page: Any,
 ) -> None:
-    """authorize -> the login pages -> back to the client's redirect URI with a code."""
+    """authorize -> the login pages -> back to the client's redirect URI with a code;
+    then end_session without a hint: the login asks, signs out, back to the client."""
     from urllib.parse import parse_qs, urlencode, urlsplit
 
     url = login_server.url
@@ -200,6 +201,7 @@ def test_the_oidc_code_flow_through_the_login_pages(
             "name": "web",
             "oidcConfiguration": {
                 "redirectUris": ["https://app.example.com/callback"],
+                "postLogoutRedirectUris": ["https://app.example.com/bye"],
                 "responseTypes": ["OIDC_RESPONSE_TYPE_CODE"],
                 "grantTypes": ["OIDC_GRANT_TYPE_AUTHORIZATION_CODE"],
                 "applicationType": "OIDC_APP_TYPE_WEB",
@@ -238,6 +240,22 @@ def test_the_oidc_code_flow_through_the_login_pages(
     assert landed, page.url
     params = {k: v[0] for k, v in parse_qs(urlsplit(landed[0]).query).items()}
     assert params["code"] and params["state"] == "browser-state"
+
+    logout = urlencode(
+        {
+            "client_id": client_id,
+            "post_logout_redirect_uri": "https://app.example.com/bye",
+            "state": "bye-state",
+        }
+    )
+    page.goto(f"{url}/oidc/v1/end_session?{logout}")
+    assert "/ui/login/logout" in page.url
+    assert page.locator("h1").inner_text() == "Sign out"
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url("https://app.example.com/bye**")
+    assert landed[-1] == "https://app.example.com/bye?state=bye-state"
+    page.goto(f"{url}/ui/login/logout")
+    assert page.locator("#signedOut").inner_text() == "You are signed out."
 
 
 def test_the_browser_shows_the_branding_logo_and_colours(

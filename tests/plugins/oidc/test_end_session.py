@@ -75,9 +75,12 @@ async def test_logout_ends_the_session_and_redirects_with_state(api: Api) -> Non
         auth=app.basic(),
     )
     assert refresh.status_code == 400
-    # Logging out again is harmless.
+    # Logging out again is harmless: the hosted login's signed-out page.
     again = await api.client.post(END, data={"id_token_hint": tokens["id_token"]})
-    assert again.status_code == 200 and "signed out" in again.text
+    assert again.status_code == 302
+    assert again.headers["location"].endswith("/ui/login/logout/done")
+    page = await api.client.get("/ui/login/logout/done")
+    assert "You are signed out" in page.text
 
 
 async def test_post_logout_redirect_uri_must_be_registered_for_the_client(api: Api) -> None:
@@ -93,10 +96,12 @@ async def test_post_logout_redirect_uri_must_be_registered_for_the_client(api: A
     ):
         r = await api.client.get(END, params=params)
         assert r.status_code == 400 and "location" not in r.headers, params
+    # Without a hint the hosted login asks which session to end, then redirects.
     r = await api.client.get(
         END, params={"client_id": app.client_id, "post_logout_redirect_uri": BYE}
     )
-    assert r.status_code == 302 and r.headers["location"] == BYE
+    assert r.status_code == 302 and "/ui/login/logout?" in r.headers["location"]
+    assert query_of(r.headers["location"])["post_logout_redirect_uri"] == BYE
 
 
 async def test_a_forged_hint_is_refused(api: Api) -> None:
