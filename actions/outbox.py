@@ -170,7 +170,6 @@ class Outbox:
         self.client = client
         self._wake_enqueue = asyncio.Event()
         self._wake_deliver = asyncio.Event()
-        self._in_flight: set[int] = set()
 
     def notify(self, events: list[StoredEvent]) -> None:
         """Wake the enqueue loop: this process has just pushed events."""
@@ -339,14 +338,14 @@ class Outbox:
         return out
 
     async def deliver(self) -> bool:
-        """Claim and make one round of deliveries; True when a full round was claimed."""
-        room = self.settings.Concurrency
-        claimed = await self.claim(room)
+        """Claim and make one round of deliveries; True when it claimed any (a delivery
+        made may let the next event of its aggregate go, so look again at once)."""
+        claimed = await self.claim(self.settings.Concurrency)
         if not claimed:
             return False
         outcomes = await asyncio.gather(*(self._attempt(c) for c in claimed))
         await self._record(outcomes)
-        return len(claimed) == room
+        return True
 
     async def _attempt(self, claimed: Claimed) -> tuple[Claimed, int | None, str | None]:
         status: int | None = None

@@ -179,3 +179,23 @@ async def test_redirects_are_not_followed(api: Api, receiver: Receiver, outbox: 
     [parked] = (await api.ok(ACTIONS, "ListEventDeliveries", {}))["deliveries"]
     assert "redirect" in parked["lastError"]
     assert len(receiver.requests) == 3  # nothing reached the Location
+
+
+async def test_the_running_worker_delivers_an_aggregates_events_without_idling(
+    api: Api, receiver: Receiver
+) -> None:
+    from donjon.actions import worker
+
+    api.runtime.settings.Actions.RequeueEvery = api.runtime.settings.Actions.RequeueEvery * 60
+    await worker.start(api.runtime)  # what on_startup does in `donjon start`
+    try:
+        await bind(api, receiver.url, {"event": {"group": "user"}})
+        user_id = await add_human(api, "busy")
+        for name in ("b1", "b2", "b3", "b4"):
+            await api.ok("user", "UpdateHumanUser", {"userId": user_id, "username": name})
+        # Each delivery lets the next event of the aggregate go at once: no 60 s waits.
+        got = await asyncio.to_thread(receiver.wait_for, 5, 15)
+    finally:
+        await worker.stop(api.runtime)
+    sequences = [r.json["sequence"] for r in got]
+    assert sequences == sorted(sequences)
