@@ -125,6 +125,8 @@ class OIDCConfigRequest(Message):
     login_version: LoginVersion | None = None
     #: donjon extension (RFC 9126 `require_pushed_authorization_requests`).
     require_pushed_authorization_requests: bool | None = None
+    #: donjon's, RFC 9449 §5.2 `dpop_bound_access_tokens`: refuse token requests without DPoP.
+    dpop_bound_access_tokens: bool | None = None
 
 
 class SAMLConfigRequest(Message):
@@ -254,6 +256,7 @@ def oidc_settings(req: OIDCConfigRequest, where: str) -> dict[str, Any]:
         ("skip_native_app_success_page", "skip_native_app_success_page"),
         ("back_channel_logout_uri", "back_channel_logout_uri"),
         ("require_pushed_authorization_requests", "require_pushed_authorization_requests"),
+        ("dpop_bound_access_tokens", "dpop_bound_access_tokens"),
     ):
         if getattr(req, name) is not None:
             out[key] = getattr(req, name)
@@ -382,6 +385,7 @@ def oidc_configuration(row: Any) -> dict[str, Any]:
         "skipNativeAppSuccessPage": row["skip_native_app_success_page"],
         "backChannelLogoutUri": row["back_channel_logout_uri"],
         "requirePushedAuthorizationRequests": row["require_pushed_authorization_requests"],
+        "dpopBoundAccessTokens": row["dpop_bound_access_tokens"],
     }
     login = _login_out(row["login_version"], row["login_base_uri"])
     if login is not None:

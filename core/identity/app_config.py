@@ -72,6 +72,8 @@ OIDC_DEFAULTS: dict[str, Any] = {
     # donjon extension (RFC 9126 client metadata `require_pushed_authorization_requests`):
     # this app's authorization requests must be pushed to /oauth/v2/par first.
     "require_pushed_authorization_requests": False,
+    # RFC 9449 §5.2: token requests must carry a DPoP proof (sender-constrained tokens).
+    "dpop_bound_access_tokens": False,
 }
 OIDC_FIELDS = tuple(OIDC_DEFAULTS)
 

@@ -113,6 +113,7 @@ class OIDCConfigAdded(Event):
     login_version: int = 0
     login_base_uri: str = ""
     require_pushed_authorization_requests: bool = False
+    dpop_bound_access_tokens: bool = False
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,7 @@ class OIDCConfigChanged(PartialEvent):
     login_version: int | None = None
     login_base_uri: str | None = None
     require_pushed_authorization_requests: bool | None = None
+    dpop_bound_access_tokens: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -253,6 +255,7 @@ apps_table = Table(
     Column("login_version", Integer, nullable=False),
     Column("login_base_uri", Text, nullable=False),
     Column("require_pushed_authorization_requests", Boolean, nullable=False),
+    Column("dpop_bound_access_tokens", Boolean, nullable=False),
     # saml
     Column("entity_id", Text, nullable=True, index=True),
     Column("metadata", Text, nullable=False),
@@ -285,7 +288,8 @@ class AppsProjection(Projection):
 
     name = "apps"
     # 2: require_pushed_authorization_requests
-    version = 2
+    # 3: dpop_bound_access_tokens.
+    version = 3
     inline = True
     tables = (apps_table,)
 

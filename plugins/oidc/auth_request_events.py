@@ -63,6 +63,8 @@ class AuthRequestAdded(Event):
     ui_locales: list[str] = field(default_factory=list)
     # Pushed to /oauth/v2/par (RFC 9126): usable as request_uri for a short while.
     pushed: bool = False
+    # RFC 9449 §10: the JWK thumbprint of the DPoP key the code is bound to.
+    dpop_jkt: str = ""
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,7 @@ auth_requests_table = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("changed_at", UTCDateTime, nullable=False),
     Column("sequence", Integer, nullable=False),
+    Column("dpop_jkt", Text, nullable=False),
 )
 Index(
     "oidc_auth_requests_code",
@@ -152,7 +155,8 @@ class AuthRequestsProjection(Projection):
     """`oidc_auth_requests`, written in the push transaction."""
 
     name = "oidc_auth_requests"
-    version = 1
+    # 2: dpop_jkt.
+    version = 2
     inline = True
     tables = (auth_requests_table,)
 
@@ -190,6 +194,7 @@ class AuthRequestsProjection(Projection):
                     "max_age": None if max_age < 0 else max_age,
                     "login_hint": p.get("login_hint", ""),
                     "ui_locales": p.get("ui_locales", []),
+                    "dpop_jkt": p.get("dpop_jkt", ""),
                     "expires_at": parse_time(p["expiration"]),
                     "session_id": "",
                     "user_id": "",

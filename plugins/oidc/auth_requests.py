@@ -125,6 +125,7 @@ async def add_auth_request(
         login_hint=request.login_hint,
         ui_locales=request.ui_locales,
         pushed=pushed,
+        dpop_jkt=request.dpop_jkt,
     )
     state = AuthRequestState(instance_id, auth_request_id)
     await runtime.store.push(

@@ -16,7 +16,8 @@ sent back to the checked redirect URI with `state` and `iss`.
 6. PKCE (`pkce`): S256 only, required for public clients;
 7. `scope`: at most 4 KiB, reserved project scopes name active projects, org
    scopes existing orgs; `openid` is needed for `nonce`-bound implicit flows;
-8. `prompt` values are known, `none` stands alone; `max_age` is a number.
+8. `prompt` values are known, `none` stands alone; `max_age` is a number;
+9. `dpop_jkt` (RFC 9449 §10), when sent, is a SHA-256 JWK thumbprint.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from donjon.core.identity import apps
 from donjon.plugins.oidc.clients import app_is_usable
+from donjon.plugins.oidc.dpop.binding import check_dpop_jkt
 from donjon.plugins.oidc.errors import InvalidRequest, InvalidScope, OAuthError
 from donjon.plugins.oidc.pkce import check_challenge
 from donjon.plugins.oidc.redirect_uris import redirect_uri_matches
@@ -99,6 +101,8 @@ class AuthorizeRequest:
     max_age: int
     login_hint: str
     ui_locales: list[str]
+    #: RFC 9449 §10: the code is redeemed only with a DPoP proof of this key.
+    dpop_jkt: str = ""
 
     PUBLIC: ClassVar[str] = "none"
 
@@ -236,6 +240,7 @@ async def check_authorize_request(
             max_age=check_max_age(params.get("max_age", "")),
             login_hint=_short(params, "login_hint"),
             ui_locales=params.get("ui_locales", "").split()[:20],
+            dpop_jkt=check_dpop_jkt(params.get("dpop_jkt", "")),
         )
     except OAuthError as exc:
         exc.redirect = redirect  # type: ignore[attr-defined]

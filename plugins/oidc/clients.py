@@ -50,6 +50,8 @@ class Client:
     grant_types: tuple[str, ...] = ()
     #: The machine user behind the client (machine users only).
     user_id: str = ""
+    #: The app takes only DPoP-bound access tokens (RFC 9449 §5.2, apps only).
+    dpop_bound_access_tokens: bool = False
 
     @property
     def is_machine(self) -> bool:
@@ -81,6 +83,7 @@ def app_client(app: dict[str, Any], auth_method: str) -> Client:
         app_id=app["id"],
         app_kind=app["type"],
         grant_types=tuple(app["grant_types"] or ()),
+        dpop_bound_access_tokens=bool(app.get("dpop_bound_access_tokens")),
     )
 
 

@@ -74,6 +74,38 @@ class InvalidToken(OAuthError):
         )
 
 
+class InvalidDPoPProof(OAuthError):
+    """RFC 9449 §5, §7.1: a DPoP proof is missing where required, malformed, or fails a check."""
+
+    error = "invalid_dpop_proof"
+
+
+class UseDPoPNonce(OAuthError):
+    """RFC 9449 §8: the proof must carry the server's nonce, sent in `DPoP-Nonce`."""
+
+    error = "use_dpop_nonce"
+
+    def __init__(self, description: str, nonce: str) -> None:
+        super().__init__(description, headers={"DPoP-Nonce": nonce})
+        self.nonce = nonce
+
+
+class DPoPChallenge(OAuthError):
+    """A resource endpoint's refusal under the DPoP scheme (RFC 9449 §7.1): 401 with
+    `WWW-Authenticate: DPoP error=..., algs=...` (and `DPoP-Nonce` for `use_dpop_nonce`)."""
+
+    status = 401
+
+    def __init__(
+        self, error: str, description: str, algs: str, headers: dict[str, str] | None = None
+    ) -> None:
+        challenge = (
+            f'DPoP error="{error}", error_description="{_quoted(description)}", algs="{algs}"'
+        )
+        super().__init__(description, headers={**(headers or {}), "WWW-Authenticate": challenge})
+        self.error = error  # type: ignore[misc]
+
+
 class InsufficientScope(OAuthError):
     error = "insufficient_scope"
     status = 403

@@ -94,6 +94,8 @@ class ExchangeToken:
     actor: dict[str, Any] = field(default_factory=dict)
     #: Who signed a `jwt` subject token: the client's id or a machine user's id.
     signer: str = ""
+    #: The DPoP key an access token is bound to (RFC 9449); "" for none.
+    dpop_jkt: str = ""
 
     @property
     def user_id(self) -> str:
@@ -168,6 +170,7 @@ async def _access_token(
         auth_methods=found.auth_methods,
         auth_time=found.created_at,
         actor=found.actor,
+        dpop_jkt=found.dpop_jkt,
     )
 
 

@@ -128,12 +128,16 @@ async def login_token_set(
     token_type: str | None = None,
     audience: list[str] | None = None,
     actor: dict[str, Any] | None = None,
+    dpop_jkt: str = "",
+    refresh_dpop_jkt: str = "",
 ) -> TokenSet:
     """The tokens for `user` at `app` (see the module docstring). `first` makes the
     access token's event the session's `oidc_session.added`; later ones (refresh)
     are `oidc_session.access_token.added`. `token_type` (bearer or jwt) and
     `audience` replace the app's type and the scope's audience; `actor` is the
-    RFC 8693 `act` claim of every token issued (token exchange)."""
+    RFC 8693 `act` claim of every token issued (token exchange). `dpop_jkt` binds
+    the access token to a DPoP key (`token_type: DPoP`), `refresh_dpop_jkt` the
+    refresh token (RFC 9449 §5)."""
     instance_id = issuer.instance_id
     client_id = app["client_id"]
     events: list[Event] = []
@@ -162,7 +166,9 @@ async def login_token_set(
             extra_claims=extra,
             audience=audience,
             actor=actor,
+            dpop_jkt=dpop_jkt,
         )
+        response["token_type"] = issued.scheme
         events.append(added if first else AccessTokenAdded(**asdict(added)))
         token = issued.access_token
         response.update({"access_token": token, "expires_in": issued.expires_in})
@@ -204,6 +210,7 @@ async def login_token_set(
                 replaces=replaces,
                 audience=list(audience) if custom_audience else [],
                 actor=dict(actor or {}),
+                dpop_jkt=refresh_dpop_jkt,
             )
         )
         response["refresh_token"] = refresh_token

@@ -29,4 +29,7 @@ async def principal_from_access_token(
     found = await active_token(provider_of(runtime), instance_id, token)
     if found is None or api_audience(instance_id) not in found.audience:
         return None
+    if found.dpop_jkt:
+        # RFC 9449 §7.2: a DPoP-bound token is no bearer token.
+        return None
     return Principal(found.user_id, found.org_id, instance_id, METHOD, found.scopes)

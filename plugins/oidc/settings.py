@@ -62,6 +62,13 @@ class OIDCSettings:
     #: The most rows one purge statement deletes.
     PurgeBatchSize: int = 1000
 
+    #: How old a DPoP proof's `iat` may be (RFC 9449 §4.3), plus `ClockSkew`.
+    #: Its `jti` is remembered that long, so each proof is used once.
+    DPoPProofLifetime: timedelta = timedelta(seconds=60)
+    #: Require server-provided nonces in DPoP proofs (RFC 9449 §8, §9): a proof
+    #: without the current nonce gets `use_dpop_nonce` and a `DPoP-Nonce` header.
+    RequireDPoPNonce: bool = False
+
     def __post_init__(self) -> None:
         if self.SigningAlgorithm.lower() not in ("es256", "rs256", "eddsa"):
             raise InvalidSetting(
@@ -82,6 +89,7 @@ class OIDCSettings:
             "RefreshTokenIdleLifetime",
             "RefreshTokenLifetime",
             "PurgeInterval",
+            "DPoPProofLifetime",
         ):
             _positive(self, name)
         if self.PurgeRetention < timedelta(0):

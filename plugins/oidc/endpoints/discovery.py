@@ -16,6 +16,7 @@ from litestar.di import NamedDependency
 from donjon.core.runtime import Runtime
 from donjon.plugins.oidc.assertion import ASSERTION_ALGS
 from donjon.plugins.oidc.client_auth import ALL_METHODS
+from donjon.plugins.oidc.dpop.proof import ALGORITHMS as DPOP_ALGORITHMS
 from donjon.plugins.oidc.grants import GRANTS
 from donjon.plugins.oidc.issuer import (
     AUTHORIZE_PATH,
@@ -100,6 +101,8 @@ def configuration(issuer: Issuer, *, require_par: bool = False) -> dict[str, Any
         "revocation_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGS),
         "claims_supported": list(CLAIMS),
         "code_challenge_methods_supported": ["S256"],
+        # RFC 9449 §5.1
+        "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
         # RFC 9207: authorization responses carry iss.
         "authorization_response_iss_parameter_supported": True,
         "request_parameter_supported": False,

@@ -7,7 +7,9 @@ token's audience; to any other caller, and for any token that is unknown,
 expired, revoked, of another instance or of an inactive user, the answer is
 `{"active": false}` and nothing more. A token issued by impersonation (token
 exchange with an actor) shows its actor as `act` (RFC 8693 §4.1). A refresh token is active only to
-the client holding it (`token_type: refresh_token`), while unused.
+the client holding it (`token_type: refresh_token`), while unused. A
+DPoP-bound access token (RFC 9449 §6.2) introspects as `token_type: DPoP`
+with `cnf: {"jkt": <thumbprint>}`.
 """
 
 from __future__ import annotations
@@ -128,12 +130,12 @@ async def introspection(
     if token.actor:
         # RFC 8693 §4.1: who acts for the subject (a token from an impersonation).
         claims["act"] = token.actor
-    return {
+    body = {
         **claims,
         "active": True,
         "scope": " ".join(token.scopes),
         "client_id": token.client_id,
-        "token_type": "Bearer",
+        "token_type": "DPoP" if token.dpop_jkt else "Bearer",
         "exp": int(token.expires_at.timestamp()),
         "iat": int(token.created_at.timestamp()),
         "nbf": int(token.created_at.timestamp()),
@@ -143,3 +145,7 @@ async def introspection(
         "jti": token.token_id,
         "username": claims.get("preferred_username", token.username),
     }
+    if token.dpop_jkt:
+        # RFC 9449 §6.2: the key the token is bound to, for the resource server to check.
+        body["cnf"] = {"jkt": token.dpop_jkt}
+    return body

@@ -1,7 +1,8 @@
 """The pushed authorization request endpoint (RFC 9126): `POST /oauth/v2/par`.
 
 The client authenticates as at the token endpoint; the parameters are those
-of an authorization request and pass the same checks. Answers 201 with
+of an authorization request and pass the same checks. A DPoP proof sent
+with the push binds the code to its key, as `dpop_jkt` would (RFC 9449 §10.1). Answers 201 with
 `request_uri` and `expires_in`, or an OAuth error as JSON (`invalid_request`
 for a bad client binding or redirect URI, the check's error otherwise).
 """
@@ -17,6 +18,7 @@ from donjon.core.runtime import Runtime
 from donjon.plugins.oidc.auth_requests import add_auth_request
 from donjon.plugins.oidc.authorize_request import NotRedirectable, check_authorize_request
 from donjon.plugins.oidc.client_auth import authenticate_client
+from donjon.plugins.oidc.dpop.binding import pushed_dpop_jkt, verified_proof
 from donjon.plugins.oidc.errors import (
     InvalidClient,
     InvalidRequest,
@@ -45,7 +47,9 @@ async def par(
         )
         if client is None:
             raise InvalidClient("pushed authorization requests need client authentication")
-        params = pushed_params(client, form)
+        params = pushed_dpop_jkt(
+            pushed_params(client, form), await verified_proof(provider, issuer, request, PAR_PATH)
+        )
         async with runtime.db.read() as conn:
             checked = await check_authorize_request(conn, instance_id, params)
     except NotRedirectable as exc:

@@ -2,8 +2,10 @@
 
 Steps: read the form; find the grant by `grant_type` (unknown:
 `unsupported_grant_type`); authenticate the client (`client_auth`); check
-the grant accepts it (`grants.base.check_client`); let the grant answer.
-Every answer, error or not, is `Cache-Control: no-store`.
+the grant accepts it (`grants.base.check_client`); check the DPoP proof, if
+any, and whether the client must send one (RFC 9449, `dpop.binding`); let
+the grant answer. Every answer, error or not, is `Cache-Control: no-store`;
+with `RequireDPoPNonce`, answers to requests with a proof carry `DPoP-Nonce`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,12 @@ from litestar.di import NamedDependency
 
 from donjon.core.runtime import Runtime
 from donjon.plugins.oidc.client_auth import authenticate_client
+from donjon.plugins.oidc.dpop.binding import (
+    access_token_binding,
+    nonce_headers,
+    proof_headers,
+    verified_proof,
+)
 from donjon.plugins.oidc.errors import (
     InvalidRequest,
     OAuthError,
@@ -56,6 +64,11 @@ async def token(
             unknown_is_anonymous=not grant.CLIENT_REQUIRED,
         )
         check_client(grant, client)
-        return json_response(await grant(provider, issuer).respond(client, form))
+        proof = await verified_proof(provider, issuer, request, TOKEN_PATH)
+        access_token_binding(client, proof)
+        response = json_response(await grant(provider, issuer, proof).respond(client, form))
     except OAuthError as exc:
-        return error_response(exc)
+        response = error_response(exc)
+    if proof_headers(request):
+        response.headers.update(await nonce_headers(provider, instance_id))
+    return response

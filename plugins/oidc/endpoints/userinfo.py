@@ -6,6 +6,11 @@ be active in this instance and carry `openid`; the answer holds the user's
 claims by the token's scopes (see `claims`). Errors are RFC 6750's: 401
 `invalid_token` with a `WWW-Authenticate: Bearer` challenge, 403
 `insufficient_scope`.
+
+A DPoP-bound token (RFC 9449 §7) comes as `Authorization: DPoP <token>`
+with a proof of its key for this request (`htm`, `htu` of this endpoint,
+`ath` the token's hash); as `Bearer` it is refused. DPoP errors are 401 with
+a `WWW-Authenticate: DPoP error=..., algs=...` challenge.
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ from typing import Any
 from litestar import Request, Response, route
 from litestar.di import NamedDependency
 
-from donjon.core.api.auth import bearer_token
 from donjon.core.runtime import Runtime
 from donjon.plugins.oidc.claims import (
     customized,
@@ -24,16 +28,28 @@ from donjon.plugins.oidc.claims import (
     user_claims,
     wants_roles,
 )
+from donjon.plugins.oidc.dpop.binding import (
+    BEARER,
+    DPOP,
+    authorization_of,
+    check_presentation,
+    dpop_challenge,
+    nonce_headers,
+    proof_headers,
+    verified_proof,
+)
 from donjon.plugins.oidc.errors import (
     InsufficientScope,
+    InvalidDPoPProof,
     InvalidRequest,
     InvalidToken,
     OAuthError,
+    UseDPoPNonce,
     error_response,
     json_response,
 )
 from donjon.plugins.oidc.forms import FORM_TYPE, read_form
-from donjon.plugins.oidc.issuer import USERINFO_PATH
+from donjon.plugins.oidc.issuer import USERINFO_PATH, issuer_of
 from donjon.plugins.oidc.provider import provider_of
 from donjon.plugins.oidc.scopes import OPENID, PROJECT_AUDIENCE
 from donjon.plugins.oidc.tokens.lookup import active_token
@@ -46,11 +62,21 @@ async def userinfo(
     instance_id: NamedDependency[str],
 ) -> Response[dict[str, Any]]:
     provider = provider_of(runtime)
+    issuer = issuer_of(request, runtime.settings, instance_id)
     try:
-        token = await presented_token(request)
+        scheme, token = await presented_token(request)
+        proof = None
+        if scheme == DPOP:
+            try:
+                proof = await verified_proof(
+                    provider, issuer, request, USERINFO_PATH, access_token=token
+                )
+            except (InvalidDPoPProof, UseDPoPNonce) as exc:
+                raise dpop_challenge(exc) from None
         found = await active_token(provider, instance_id, token)
         if found is None:
             raise InvalidToken("the access token is invalid, expired or revoked")
+        check_presentation(found.dpop_jkt, scheme, proof)
         if OPENID not in found.scopes:
             raise InsufficientScope("userinfo needs a token with the openid scope", OPENID)
         async with runtime.db.read() as conn:
@@ -73,21 +99,26 @@ async def userinfo(
             client_id="",
             instance_id=instance_id,
         )
-        return json_response({**claims, **added})
+        response = json_response({**claims, **added})
     except OAuthError as exc:
-        return error_response(exc)
+        response = error_response(exc)
+    if proof_headers(request):
+        response.headers.update(await nonce_headers(provider, instance_id))
+    return response
 
 
-async def presented_token(request: Request[Any, Any, Any]) -> str:
-    """The bearer token of the header or of a POST form; InvalidToken without one."""
-    from_header = bearer_token({k.lower(): v for k, v in request.headers.items()})
+async def presented_token(request: Request[Any, Any, Any]) -> tuple[str, str]:
+    """(scheme, token): `Bearer` or `DPoP` from the header, or a POST form's bearer
+    token; InvalidToken without one."""
+    from_header = authorization_of(request)
     from_form = None
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if request.method == "POST" and content_type == FORM_TYPE:
         from_form = (await read_form(request)).get("access_token")
     if from_header and from_form:
         raise InvalidRequest("send the access token once (header or form, not both)")
-    token = from_header or from_form
-    if not token:
-        raise InvalidToken("send the access token as Authorization: Bearer")
-    return token
+    if from_header:
+        return from_header
+    if not from_form:
+        raise InvalidToken("send the access token as Authorization: Bearer (or DPoP)")
+    return BEARER, from_form

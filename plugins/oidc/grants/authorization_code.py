@@ -12,7 +12,8 @@ Single use (RFC 9700 §4.2.1): redeeming pushes `auth_request.code.exchanged`
 with the auth request's expected sequence, in the same push as the tokens'
 `oidc_session` events, so of two racing redemptions one fails. A code
 presented again, or losing that race, revokes every token it gave
-(`oidc_session.revoked`).
+(`oidc_session.revoked`). A code requested with `dpop_jkt` (RFC 9449 §10) is
+redeemed only with a DPoP proof of that key.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from donjon.plugins.oidc.auth_request_events import (
     auth_requests_table,
 )
 from donjon.plugins.oidc.claims import load_user
+from donjon.plugins.oidc.dpop.binding import check_bound_key, refresh_token_binding
 from donjon.plugins.oidc.errors import InvalidGrant, InvalidRequest, UnauthorizedClient
 from donjon.plugins.oidc.grants.base import Grant
 from donjon.plugins.oidc.login_tokens import LoginFacts, app_scope, login_token_set
@@ -87,7 +89,8 @@ class AuthorizationCodeGrant(Grant):
         if form.get("redirect_uri", "") != row["redirect_uri"]:
             raise InvalidGrant("redirect_uri: does not match the authorization request")
         check_verifier(row["code_challenge"], form.get("code_verifier"))
-        return await self._exchange(row)
+        check_bound_key(row["dpop_jkt"], self.dpop, "authorization code")
+        return await self._exchange(row, client)
 
     async def _code_row(self, code: str) -> dict[str, Any] | None:
         if len(code) > 512:
@@ -104,7 +107,7 @@ class AuthorizationCodeGrant(Grant):
             ).first()
         return dict(row._mapping) if row else None
 
-    async def _exchange(self, row: dict[str, Any]) -> dict[str, Any]:
+    async def _exchange(self, row: dict[str, Any], client: Client) -> dict[str, Any]:
         instance_id = self.issuer.instance_id
         async with self.provider.runtime.db.read() as conn:
             app = await apps.app_by_client_id(conn, instance_id, row["client_id"])
@@ -125,6 +128,8 @@ class AuthorizationCodeGrant(Grant):
                 facts=facts,
                 grant_type=self.GRANT_TYPE,
                 refresh=refresh,
+                dpop_jkt=self.dpop_jkt,
+                refresh_dpop_jkt=refresh_token_binding(client, self.dpop_jkt),
             )
         state = await AuthRequestState.load(self.provider.runtime.store, instance_id, row["id"])
         session_id = ids.new_id()

@@ -55,6 +55,7 @@ class ClientCredentialsGrant(Grant):
             token_type=user["access_token_type"] or "bearer",
             auth_methods=[client.auth_method],
             extra_claims=extra,
+            dpop_jkt=self.dpop_jkt,
         )
         return token_response(issued, scope)
 

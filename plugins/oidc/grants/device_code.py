@@ -30,6 +30,7 @@ from donjon.plugins.oidc.device_events import (
     DeviceAuthState,
     device_auths_table,
 )
+from donjon.plugins.oidc.dpop.binding import refresh_token_binding
 from donjon.plugins.oidc.errors import InvalidGrant, InvalidRequest, OAuthError
 from donjon.plugins.oidc.grants.authorization_code import APP_METHODS, check_app_client
 from donjon.plugins.oidc.grants.base import Grant
@@ -97,9 +98,9 @@ class DeviceCodeGrant(Grant):
                 raise SlowDown(f"poll at most every {row.interval} seconds")
             raise AuthorizationPending("the person has not approved yet")
         self._last_poll.pop(row.id, None)
-        return await self._issue(dict(row._mapping))
+        return await self._issue(dict(row._mapping), client)
 
-    async def _issue(self, row: dict[str, Any]) -> dict[str, Any]:
+    async def _issue(self, row: dict[str, Any], client: Client) -> dict[str, Any]:
         instance_id = self.issuer.instance_id
         async with self.provider.runtime.db.read() as conn:
             app = await apps.app_by_client_id(conn, instance_id, row["client_id"])
@@ -119,6 +120,8 @@ class DeviceCodeGrant(Grant):
                 facts=LoginFacts(row["session_id"], row["auth_time"], list(row["amr"])),
                 grant_type=self.GRANT_TYPE,
                 refresh=refresh,
+                dpop_jkt=self.dpop_jkt,
+                refresh_dpop_jkt=refresh_token_binding(client, self.dpop_jkt),
             )
         state = await DeviceAuthState.load(self.provider.runtime.store, instance_id, row["id"])
         session_id = ids.new_id()

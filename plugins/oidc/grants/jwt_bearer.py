@@ -67,6 +67,7 @@ class JWTBearerGrant(Grant):
             token_type=user["access_token_type"] or "bearer",
             auth_methods=[JWT_PROFILE],
             extra_claims=extra,
+            dpop_jkt=self.dpop_jkt,
         )
         id_token = None
         if claims is not None:

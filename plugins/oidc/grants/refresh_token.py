@@ -10,6 +10,9 @@ and be within its idle expiry (`RefreshTokenIdleLifetime` since it was
 issued) and the family's absolute one (`RefreshTokenLifetime` since the
 login). A `scope` parameter may narrow the scopes, never widen them. A
 family from a token exchange keeps its audience and its actor (`act`).
+A refresh token bound to a DPoP key (a public client's, RFC 9449 §5) is used
+only with a proof of that key: without one `invalid_dpop_proof`, with
+another key `invalid_grant`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from donjon.core.events import AddUnique, Aggregate, AggregateChanges
 from donjon.core.identity import apps
 from donjon.core.identity.users import ACTIVE, INITIAL
 from donjon.plugins.oidc.claims import load_user
+from donjon.plugins.oidc.dpop.binding import check_bound_key, refresh_token_binding
 from donjon.plugins.oidc.errors import InvalidGrant, InvalidRequest, InvalidScope
 from donjon.plugins.oidc.grants.authorization_code import (
     APP_METHODS,
@@ -73,6 +77,7 @@ class RefreshTokenGrant(Grant):
             now = datetime.now(UTC)
             if record.idle_expires_at <= now or record.expires_at <= now:
                 raise InvalidGrant(INVALID)
+            check_bound_key(record.dpop_jkt, self.dpop, "refresh token")
             app = await apps.app_by_client_id(conn, instance_id, client.client_id)
             user = await load_user(conn, instance_id, record.user_id)
             if app is None or user is None or user["state"] not in (ACTIVE, INITIAL):
@@ -95,6 +100,8 @@ class RefreshTokenGrant(Grant):
                 first=False,
                 audience=list(record.audience) or None,
                 actor=record.actor,
+                dpop_jkt=self.dpop_jkt,
+                refresh_dpop_jkt=record.dpop_jkt or refresh_token_binding(client, self.dpop_jkt),
             )
         session = Aggregate(AGGREGATE, record.session_id, instance_id, user["resource_owner"])
         used = AddUnique(USED_REFRESH_TOKEN, record.token_id, "the refresh token was used")

@@ -20,6 +20,8 @@ ZITADEL. With `openid`, an access token comes with an ID token; with
 `offline_access` (granted only when on the subject or actor token, and
 only to an app with the refresh token grant), with a refresh token whose
 family keeps the exchange's audience and actor (`tokens.refresh`).
+With a DPoP proof the access token is DPoP-bound (RFC 9449); a DPoP-bound
+subject or actor token needs a proof of its own key.
 
 Narrowing, never widening (each refusal names its parameter):
 - `scope`: every scope must be on the subject token or the actor token
@@ -44,6 +46,7 @@ from donjon.core import ids
 from donjon.core.events import Aggregate, AggregateChanges
 from donjon.core.identity import apps
 from donjon.plugins.oidc import impersonation
+from donjon.plugins.oidc.dpop.binding import check_bound_key, refresh_token_binding
 from donjon.plugins.oidc.errors import InvalidRequest, InvalidScope, OAuthError
 from donjon.plugins.oidc.exchange_tokens import (
     ACCESS_TOKEN,
@@ -182,9 +185,12 @@ class TokenExchangeGrant(Grant):
         return await self._issue(client, form, requested_type, subject, actor, has_actor)
 
     async def _verify(self, param: str, client: Client, form: dict[str, str]) -> ExchangeToken:
-        return await verify_token(
+        found = await verify_token(
             self.provider, self.issuer, client, param, form[param], form[f"{param}_type"]
         )
+        # RFC 9449: a bound token is exchanged only by the holder of its key.
+        check_bound_key(found.dpop_jkt, self.dpop, param)
+        return found
 
     async def _issue(
         self,
@@ -238,6 +244,8 @@ class TokenExchangeGrant(Grant):
                 token_type=JWT_ACCESS_TOKEN if requested_type == JWT else BEARER,
                 audience=audience,
                 actor=act,
+                dpop_jkt=self.dpop_jkt,
+                refresh_dpop_jkt=refresh_token_binding(client, self.dpop_jkt),
             )
         pushes: list[AggregateChanges] = []
         if tokens.events:
@@ -264,7 +272,7 @@ class TokenExchangeGrant(Grant):
         body: dict[str, Any] = {
             "access_token": issued["access_token"],
             "issued_token_type": requested_type,
-            "token_type": "Bearer",
+            "token_type": issued["token_type"],
             "expires_in": issued["expires_in"],
             "scope": granted.text,
         }

@@ -12,6 +12,9 @@ to an actor on a user's behalf (RFC 8693 impersonation) records the actor
 (`{"iss", "sub"}`, nested `act` for a chain), which introspection shows as
 the `act` claim.
 
+A token issued with a DPoP proof (RFC 9449) records the thumbprint of the
+proof's key (`dpop_jkt`); it is then usable only with proofs of that key.
+
 A removed user takes its tokens with it; a deactivated or locked user's
 tokens stay but stop working, because every check joins the user's state.
 """
@@ -55,6 +58,8 @@ class OIDCSessionAdded(Event):
     auth_methods: list[str] = field(default_factory=list)
     # RFC 8693 §4.1 `act`: who acts for the subject (token exchange); empty for none.
     actor: dict[str, Any] = field(default_factory=dict)
+    # RFC 9449: the JWK thumbprint of the DPoP key the token is bound to; empty for Bearer.
+    dpop_jkt: str = ""
 
 
 @dataclass(frozen=True)
@@ -112,6 +117,8 @@ access_tokens_table = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     Column("revoked", Boolean, nullable=False),
+    # The DPoP key's thumbprint (RFC 9449 `cnf.jkt`); empty for Bearer tokens.
+    Column("dpop_jkt", Text, nullable=False),
 )
 Index(
     "oidc_access_tokens_digest",
@@ -134,7 +141,8 @@ class AccessTokensProjection(Projection):
     name = "oidc_access_tokens"
     # 2: index by session (oidc_session.revoked), access tokens added by refreshes.
     # 3: the actor of exchanged tokens (RFC 8693 act).
-    version = 3
+    # 4: dpop_jkt.
+    version = 4
     inline = True
     tables = (access_tokens_table,)
 
@@ -161,6 +169,7 @@ class AccessTokensProjection(Projection):
                     "created_at": e.created_at,
                     "expires_at": parse_time(p["expiration"]),
                     "revoked": False,
+                    "dpop_jkt": p.get("dpop_jkt", ""),
                 },
             )
         ]

@@ -40,6 +40,13 @@ class IssuedToken:
     token_type: str
     expires_in: int
     audience: list[str]
+    #: The DPoP key's thumbprint the token is bound to; "" for a Bearer token.
+    dpop_jkt: str = ""
+
+    @property
+    def scheme(self) -> str:
+        """The response's `token_type` (RFC 9449 §5: `DPoP` for a bound token)."""
+        return "DPoP" if self.dpop_jkt else "Bearer"
 
 
 def rfc3339(moment: datetime) -> str:
@@ -57,6 +64,7 @@ async def issue_access_token(
     token_type: str,
     auth_methods: list[str],
     extra_claims: dict[str, Any] | None = None,
+    dpop_jkt: str = "",
 ) -> IssuedToken:
     """Make the access token and push its `oidc_session.added` event.
 
@@ -73,6 +81,7 @@ async def issue_access_token(
         token_type=token_type,
         auth_methods=auth_methods,
         extra_claims=extra_claims,
+        dpop_jkt=dpop_jkt,
     )
     session = Aggregate(AGGREGATE, ids.new_id(), issuer.instance_id, user["resource_owner"])
     await provider.runtime.store.push(
@@ -94,11 +103,14 @@ async def build_access_token(
     extra_claims: dict[str, Any] | None = None,
     audience: list[str] | None = None,
     actor: dict[str, Any] | None = None,
+    dpop_jkt: str = "",
 ) -> tuple[IssuedToken, OIDCSessionAdded]:
     """The access token and the event that records it, for the caller to push
     (as `oidc_session.added`, or as `AccessTokenAdded` to an existing session).
     `actor` is RFC 8693's `act` (token exchange): a JWT carries it as a claim,
-    and the event records it for introspection."""
+    and the event records it for introspection. With `dpop_jkt` the token is bound
+    to that DPoP key: recorded with the token, and in a JWT as the confirmation
+    claim `cnf: {"jkt": ...}` (RFC 9449 §6.1)."""
     lifetime = provider.settings.AccessTokenLifetime
     now = datetime.now(UTC).replace(microsecond=0)
     expires = now + lifetime
@@ -130,6 +142,8 @@ async def build_access_token(
         }
         if actor:
             claims["act"] = actor
+        if dpop_jkt:
+            claims["cnf"] = {"jkt": dpop_jkt}
         token, digest = await sign(provider, issuer.instance_id, claims, AT_JWT_TYPE), ""
     else:
         token_type = BEARER
@@ -148,8 +162,11 @@ async def build_access_token(
         scopes=list(scope.scopes),
         auth_methods=auth_methods,
         actor=dict(actor or {}),
+        dpop_jkt=dpop_jkt,
     )
-    issued = IssuedToken(token, token_id, token_type, int(lifetime.total_seconds()), audience)
+    issued = IssuedToken(
+        token, token_id, token_type, int(lifetime.total_seconds()), audience, dpop_jkt
+    )
     return issued, event
 
 

@@ -49,6 +49,8 @@ class ActiveToken:
     auth_methods: tuple[str, ...] = ()
     #: RFC 8693 `act` of an exchanged token (empty: none).
     actor: dict[str, Any] = field(default_factory=dict)
+    #: The DPoP key's thumbprint the token is bound to (RFC 9449); "" for Bearer.
+    dpop_jkt: str = ""
 
 
 def looks_like_jwt(token: str) -> bool:
@@ -98,6 +100,7 @@ async def active_token(
         user_type=row.user_type,
         auth_methods=tuple(row.auth_methods),
         actor=dict(row.actor or {}),
+        dpop_jkt=row.dpop_jkt,
     )
 
 

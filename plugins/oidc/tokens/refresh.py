@@ -8,7 +8,9 @@ and two expiries: idle (`RefreshTokenIdleLifetime` after it was issued)
 and absolute (`RefreshTokenLifetime` after the login, the same for the whole
 family). Using a refresh token adds the next one (`replaces` names the used
 one) in the same push as the new access token; the used one is marked used,
-and a unique claim on it makes sure only one use can ever succeed. Presenting
+and a unique claim on it makes sure only one use can ever succeed. A public
+client's refresh token got with a DPoP proof is bound to that key (`dpop_jkt`,
+RFC 9449 §5), and so are the ones that replace it. Presenting
 a used token again revokes the whole family (`oidc_session.revoked`).
 
 A family that began with a token exchange (RFC 8693) keeps its audience
@@ -62,6 +64,8 @@ class RefreshTokenAdded(Event):
     # Token exchange: the audience chosen then (empty: from the scopes), and the actor.
     audience: list[str] = field(default_factory=list)
     actor: dict[str, Any] = field(default_factory=dict)
+    # RFC 9449 §5: a public client's refresh token is bound to its DPoP key (thumbprint).
+    dpop_jkt: str = ""
 
 
 EVENT_TYPES: list[type[Event]] = [RefreshTokenAdded]
@@ -88,6 +92,7 @@ refresh_tokens_table = Table(
     Column("used", Boolean, nullable=False),
     Column("revoked", Boolean, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("dpop_jkt", Text, nullable=False),
 )
 Index(
     "oidc_refresh_tokens_digest",
@@ -102,7 +107,8 @@ class RefreshTokensProjection(Projection):
 
     name = "oidc_refresh_tokens"
     # 2: audience and actor of token exchange families.
-    version = 2
+    # 3: dpop_jkt.
+    version = 3
     inline = True
     tables = (refresh_tokens_table,)
 
@@ -131,6 +137,7 @@ class RefreshTokensProjection(Projection):
                     "used": False,
                     "revoked": False,
                     "created_at": e.created_at,
+                    "dpop_jkt": p.get("dpop_jkt", ""),
                 },
             )
         ]
@@ -185,6 +192,7 @@ class RefreshRecord:
     #: Token exchange families: the audience chosen (empty: from the scopes) and the actor.
     audience: tuple[str, ...] = ()
     actor: dict[str, Any] = field(default_factory=dict)
+    dpop_jkt: str = ""
 
 
 async def find_refresh_token(
@@ -217,4 +225,5 @@ async def find_refresh_token(
         revoked=row.revoked,
         audience=tuple(row.audience or ()),
         actor=dict(row.actor or {}),
+        dpop_jkt=row.dpop_jkt,
     )

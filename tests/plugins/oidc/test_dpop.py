@@ -1,0 +1,527 @@
+"""DPoP (RFC 9449): proofs checked at the token, PAR and userinfo endpoints, tokens bound
+to the proof's key (`cnf.jkt`), public clients' refresh tokens bound too, `dpop_jkt`
+binding codes, apps that require DPoP, and bound tokens refused as Bearer tokens."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from donjon.plugins.oidc.provider import provider_of
+from tests.api.conftest import Api
+from tests.plugins.oidc.dpop_support import DPoPKey, hs256_proof, unsigned_proof
+from tests.plugins.oidc.login_support import (
+    REDIRECT,
+    App,
+    add_person,
+    authorize,
+    callback,
+    code_for,
+    oidc_app,
+    pkce,
+    query_of,
+    session,
+)
+from tests.plugins.oidc.support import (
+    API_SCOPE,
+    TOKEN_URL,
+    api_app,
+    issuer,
+    machine,
+    project,
+    second_instance,
+)
+
+pytestmark = pytest.mark.anyio
+
+USERINFO_URL = "/oidc/v1/userinfo"
+PAR_URL = "/oauth/v2/par"
+PUBLIC = {
+    "applicationType": "OIDC_APP_TYPE_USER_AGENT",
+    "authMethodType": "OIDC_AUTH_METHOD_TYPE_NONE",
+}
+
+
+def token_endpoint(api: Api) -> str:
+    return issuer(api) + TOKEN_URL
+
+
+async def dpop_token(
+    api: Api,
+    form: dict[str, str],
+    proof: str | list[str] | None,
+    *,
+    auth: tuple[str, str] | None = None,
+) -> httpx.Response:
+    proofs = [proof] if isinstance(proof, str) else proof or []
+    headers = [("dpop", p) for p in proofs]
+    return await api.client.post(TOKEN_URL, data=form, auth=auth, headers=headers)
+
+
+async def client_credentials(
+    api: Api, m: Any, proof: str | list[str] | None, scope: str = f"openid {API_SCOPE}"
+) -> httpx.Response:
+    form = {"grant_type": "client_credentials", "scope": scope}
+    return await dpop_token(api, form, proof, auth=m.basic())
+
+
+def refused(r: httpx.Response, error: str = "invalid_dpop_proof", status: int = 400) -> str:
+    assert r.status_code == status, r.text
+    assert r.json()["error"] == error, r.text
+    return str(r.json()["error_description"])
+
+
+async def userinfo(
+    api: Api, scheme: str, access_token: str, proof: str | None = None
+) -> httpx.Response:
+    headers = {"authorization": f"{scheme} {access_token}"}
+    if proof is not None:
+        headers["dpop"] = proof
+    return await api.client.get(USERINFO_URL, headers=headers)
+
+
+def userinfo_proof(api: Api, key: DPoPKey, access_token: str, **kw: Any) -> str:
+    return key.proof("GET", issuer(api) + USERINFO_URL, access_token=access_token, **kw)
+
+
+@contextmanager
+def setting(api: Api, name: str, value: Any) -> Iterator[None]:
+    settings = provider_of(api.runtime).settings
+    saved = getattr(settings, name)
+    setattr(settings, name, value)
+    try:
+        yield
+    finally:
+        setattr(settings, name, saved)
+
+
+# The token endpoint binds tokens to the proof's key
+
+
+async def test_a_token_request_with_a_proof_gets_a_token_bound_to_its_key(api: Api) -> None:
+    m = await machine(api, "svc", token_type="jwt")
+    key = DPoPKey()
+    r = await client_credentials(api, m, key.proof("POST", token_endpoint(api)))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["token_type"] == "DPoP"
+    claims = jwt.decode(body["access_token"], options={"verify_signature": False})
+    assert claims["cnf"] == {"jkt": key.jkt}
+    # Without a proof: a Bearer token, no cnf.
+    r = await client_credentials(api, m, None)
+    assert r.json()["token_type"] == "Bearer"
+    assert "cnf" not in jwt.decode(r.json()["access_token"], options={"verify_signature": False})
+
+
+@pytest.mark.parametrize("alg", ["ES256", "RS256", "PS256", "EdDSA"])
+async def test_every_supported_algorithm_signs_proofs(api: Api, alg: str) -> None:
+    m = await machine(api, "svc")
+    key = DPoPKey(alg)
+    r = await client_credentials(api, m, key.proof("POST", token_endpoint(api)))
+    assert r.status_code == 200, r.text
+    assert r.json()["token_type"] == "DPoP"
+
+
+async def test_opaque_tokens_are_bound_and_introspect_with_cnf(api: Api) -> None:
+    project_id = await project(api)
+    client_id, secret = await api_app(api, project_id)
+    m = await machine(api, "svc")
+    key = DPoPKey()
+    scope = f"openid urn:zitadel:iam:org:project:id:{project_id}:aud"
+    r = await client_credentials(api, m, key.proof("POST", token_endpoint(api)), scope)
+    assert r.status_code == 200, r.text
+    access_token = r.json()["access_token"]
+    assert access_token.count(".") == 0
+    r = await api.client.post(
+        "/oauth/v2/introspect", data={"token": access_token}, auth=(client_id, secret)
+    )
+    body = r.json()
+    assert body["active"] is True
+    assert body["token_type"] == "DPoP" and body["cnf"] == {"jkt": key.jkt}
+
+
+async def test_jwt_profile_grant_binds_too(api: Api) -> None:
+    from tests.plugins.oidc.support import JWT_BEARER, assertion
+
+    m = await machine(api, "svc", secret=False, key=True)
+    key = DPoPKey()
+    form = {
+        "grant_type": JWT_BEARER,
+        "scope": f"openid {API_SCOPE}",
+        "assertion": assertion(m, aud=issuer(api)),
+    }
+    r = await dpop_token(api, form, key.proof("POST", token_endpoint(api)))
+    assert r.status_code == 200, r.text
+    assert r.json()["token_type"] == "DPoP"
+
+
+# Each check of a proof
+
+
+def proof_cases() -> list[Any]:
+    def now() -> int:
+        return int(time.time())
+
+    return [
+        pytest.param(lambda k, u: k.proof("GET", u), "htm", id="wrong-htm"),
+        pytest.param(
+            lambda k, u: k.proof("POST", u.replace("/token", "/introspect")), "htu", id="wrong-htu"
+        ),
+        pytest.param(
+            lambda k, u: k.proof("POST", u.replace("localhost", "evil.example")),
+            "htu",
+            id="other-host",
+        ),
+        pytest.param(lambda k, u: k.proof("POST", u, iat=now() - 600), "iat", id="stale-iat"),
+        pytest.param(lambda k, u: k.proof("POST", u, iat=now() + 600), "iat", id="future-iat"),
+        pytest.param(lambda k, u: k.proof("POST", u, drop=("jti",)), "jti", id="no-jti"),
+        pytest.param(lambda k, u: k.proof("POST", u, drop=("htu",)), "htu", id="no-htu"),
+        pytest.param(lambda k, u: k.proof("POST", u, drop=("iat",)), "iat", id="no-iat"),
+        pytest.param(lambda k, u: k.proof("POST", u, header={"typ": "JWT"}), "typ", id="wrong-typ"),
+        pytest.param(
+            lambda k, u: unsigned_proof(
+                {"typ": "dpop+jwt", "alg": "none", "jwk": k.public_jwk},
+                {"htm": "POST", "htu": u, "iat": now(), "jti": "x"},
+            ),
+            "alg",
+            id="alg-none",
+        ),
+        pytest.param(lambda k, u: hs256_proof(k, "POST", u), "alg", id="alg-HS256"),
+        pytest.param(
+            lambda k, u: k.proof("POST", u, header={"jwk": k.private_jwk()}),
+            "private",
+            id="private-key-in-jwk",
+        ),
+        pytest.param(
+            lambda k, u: k.proof("POST", u, header={"jwk": DPoPKey().public_jwk}),
+            "signature",
+            id="signed-by-another-key",
+        ),
+        pytest.param(
+            lambda k, u: k.proof("POST", u, header={"jwk": DPoPKey("RS256").public_jwk}),
+            "kty",
+            id="jwk-of-another-type",
+        ),
+        pytest.param(lambda k, u: k.proof("POST", u)[:-8] + "AAAAAAAA", "signature", id="forged"),
+        pytest.param(lambda k, u: "not-a-jwt", "JWS", id="garbage"),
+        pytest.param(lambda k, u: [k.proof("POST", u), k.proof("POST", u)], "one", id="two"),
+    ]
+
+
+@pytest.mark.parametrize(("make", "names"), proof_cases())
+async def test_a_bad_proof_is_refused_with_invalid_dpop_proof(
+    api: Api, make: Any, names: str
+) -> None:
+    m = await machine(api, "svc")
+    description = refused(await client_credentials(api, m, make(DPoPKey(), token_endpoint(api))))
+    assert names in description
+
+
+async def test_htu_is_compared_without_query_and_fragment(api: Api) -> None:
+    m = await machine(api, "svc")
+    key = DPoPKey()
+    uri = token_endpoint(api).replace("http://localhost", "HTTP://LOCALHOST") + "?a=1#frag"
+    r = await client_credentials(api, m, key.proof("POST", uri))
+    assert r.status_code == 200, r.text
+
+
+async def test_htu_is_the_endpoint_under_the_instance_issuer(api: Api, tmp_path: Any) -> None:
+    other = await second_instance(api, tmp_path)
+    m = await machine(other, "svc")
+    key = DPoPKey()
+    # A proof made for the first instance's token endpoint does not work at the second's.
+    r = await client_credentials(other, m, key.proof("POST", token_endpoint(api)))
+    refused(r)
+    port = api.runtime.settings.ExternalPort
+    here = f"http://b.example{'' if port == 80 else f':{port}'}{TOKEN_URL}"
+    r = await client_credentials(other, m, key.proof("POST", here))
+    assert r.status_code == 200, r.text
+
+
+async def test_a_proof_is_single_use(api: Api) -> None:
+    m = await machine(api, "svc")
+    proof = DPoPKey().proof("POST", token_endpoint(api))
+    assert (await client_credentials(api, m, proof)).status_code == 200
+    assert "used before" in refused(await client_credentials(api, m, proof))
+
+
+async def test_an_app_requiring_dpop_refuses_token_requests_without_a_proof(api: Api) -> None:
+    app = await oidc_app(api, dpopBoundAccessTokens=True)
+    got = await api.ok("application", "GetApplication", {"applicationId": app.app_id})
+    assert got["application"]["oidcConfiguration"]["dpopBoundAccessTokens"] is True
+    await add_person(api)
+    code, verifier = await code_for(api, app)
+    form = code_form(code, verifier)
+    assert "DPoP" in refused(await dpop_token(api, form, None, auth=app.basic()))
+    key = DPoPKey()
+    r = await dpop_token(api, form, key.proof("POST", token_endpoint(api)), auth=app.basic())
+    assert r.status_code == 200, r.text
+    assert r.json()["token_type"] == "DPoP"
+    # And the flag can be switched off again.
+    await api.ok(
+        "application",
+        "UpdateApplication",
+        {"applicationId": app.app_id, "oidcConfiguration": {"dpopBoundAccessTokens": False}},
+    )
+    got = await api.ok("application", "GetApplication", {"applicationId": app.app_id})
+    assert got["application"]["oidcConfiguration"]["dpopBoundAccessTokens"] is False
+
+
+async def test_discovery_lists_the_proof_algorithms(api: Api) -> None:
+    doc = (await api.client.get("/.well-known/openid-configuration")).json()
+    algs = doc["dpop_signing_alg_values_supported"]
+    assert {"ES256", "RS256", "PS256", "EdDSA"} <= set(algs)
+    assert not [a for a in algs if a == "none" or a.startswith("HS")]
+
+
+# Resource side: userinfo, the management API
+
+
+def code_form(code: str, verifier: str, **extra: str) -> dict[str, str]:
+    return {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT,
+        "code_verifier": verifier,
+        **extra,
+    }
+
+
+async def dpop_login(
+    api: Api, app: App, key: DPoPKey, scope: str = "openid profile offline_access"
+) -> dict[str, Any]:
+    """A code flow for `app` (public: client_id in the form) whose token request has a proof."""
+    code, verifier = await code_for(api, app, scope=scope)
+    form = code_form(code, verifier)
+    auth = app.basic() if app.secret else None
+    if auth is None:
+        form["client_id"] = app.client_id
+    r = await dpop_token(api, form, key.proof("POST", token_endpoint(api)), auth=auth)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def test_userinfo_takes_a_bound_token_with_the_dpop_scheme_and_a_proof(api: Api) -> None:
+    app = await oidc_app(api)
+    alice = await add_person(api)
+    key = DPoPKey()
+    at = (await dpop_login(api, app, key))["access_token"]
+    r = await userinfo(api, "DPoP", at, userinfo_proof(api, key, at))
+    assert r.status_code == 200, r.text
+    assert r.json()["sub"] == alice
+    # POST works the same, with a proof for POST.
+    proof = key.proof("POST", issuer(api) + USERINFO_URL, access_token=at)
+    r = await api.client.post(USERINFO_URL, headers={"authorization": f"DPoP {at}", "dpop": proof})
+    assert r.status_code == 200, r.text
+
+
+async def test_a_bound_token_is_refused_as_bearer(api: Api) -> None:
+    app = await oidc_app(api)
+    await add_person(api)
+    at = (await dpop_login(api, app, DPoPKey()))["access_token"]
+    r = await userinfo(api, "Bearer", at)
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"].startswith('DPoP error="invalid_token"')
+    assert "algs=" in r.headers["www-authenticate"]
+    # Form-encoded (RFC 6750 §2.2) is a bearer presentation too.
+    r = await api.client.post(USERINFO_URL, data={"access_token": at})
+    assert r.status_code == 401
+
+
+async def test_the_management_api_refuses_a_bound_token_as_bearer(api: Api) -> None:
+    m = await machine(api, "svc")
+    bearer = (await client_credentials(api, m, None)).json()["access_token"]
+    bound = (await client_credentials(api, m, DPoPKey().proof("POST", token_endpoint(api)))).json()[
+        "access_token"
+    ]
+    url = "/zitadel.user.v2.UserService/ListUsers"
+    r = await api.client.post(url, json={}, headers={"authorization": f"Bearer {bearer}"})
+    assert r.status_code != 401, r.text
+    r = await api.client.post(url, json={}, headers={"authorization": f"Bearer {bound}"})
+    assert r.status_code == 401, r.text
+
+
+@pytest.mark.parametrize(
+    "problem",
+    ["no-proof", "wrong-ath", "other-key", "wrong-htm", "wrong-htu", "reused", "unbound-token"],
+)
+async def test_userinfo_refuses_dpop_presentations_that_do_not_prove_the_key(
+    api: Api, problem: str
+) -> None:
+    app = await oidc_app(api)
+    await add_person(api)
+    key = DPoPKey()
+    at = (await dpop_login(api, app, key))["access_token"]
+    url = issuer(api) + USERINFO_URL
+    error = "invalid_dpop_proof"
+    if problem == "no-proof":
+        proof = None
+    elif problem == "wrong-ath":
+        proof = key.proof("GET", url, access_token=at + "x")
+    elif problem == "other-key":
+        proof, error = DPoPKey().proof("GET", url, access_token=at), "invalid_token"
+    elif problem == "wrong-htm":
+        proof = key.proof("POST", url, access_token=at)
+    elif problem == "wrong-htu":
+        proof = key.proof("GET", issuer(api) + TOKEN_URL, access_token=at)
+    elif problem == "reused":
+        proof = key.proof("GET", url, access_token=at)
+        assert (await userinfo(api, "DPoP", at, proof)).status_code == 200
+    else:
+        # A Bearer token (no proof at the token endpoint), presented under DPoP.
+        code, verifier = await code_for(api, app)
+        r = await dpop_token(api, code_form(code, verifier), None, auth=app.basic())
+        at = r.json()["access_token"]
+        proof, error = key.proof("GET", url, access_token=at), "invalid_token"
+    r = await userinfo(api, "DPoP", at, proof)
+    assert r.status_code == 401, r.text
+    assert r.json()["error"] == error
+    if error == "invalid_dpop_proof":
+        assert r.headers["www-authenticate"].startswith('DPoP error="invalid_dpop_proof"')
+
+
+# Refresh tokens
+
+
+async def test_a_public_clients_refresh_token_is_bound_to_the_key(api: Api) -> None:
+    app = await oidc_app(api, **PUBLIC)
+    await add_person(api)
+    key = DPoPKey()
+    first = await dpop_login(api, app, key)
+    assert first["token_type"] == "DPoP" and "refresh_token" in first
+    form = {"grant_type": "refresh_token", "client_id": app.client_id}
+    # Without a proof, or with another key: refused, and the token stays usable.
+    rt = first["refresh_token"]
+    refused(await dpop_token(api, {**form, "refresh_token": rt}, None))
+    other = DPoPKey().proof("POST", token_endpoint(api))
+    refused(await dpop_token(api, {**form, "refresh_token": rt}, other), "invalid_grant")
+    r = await dpop_token(api, {**form, "refresh_token": rt}, key.proof("POST", token_endpoint(api)))
+    assert r.status_code == 200, r.text
+    second = r.json()
+    assert second["token_type"] == "DPoP"
+    # The rotated refresh token is bound to the same key.
+    refused(await dpop_token(api, {**form, "refresh_token": second["refresh_token"]}, None))
+    at = second["access_token"]
+    assert (await userinfo(api, "DPoP", at, userinfo_proof(api, key, at))).status_code == 200
+
+
+async def test_a_confidential_clients_refresh_token_is_bound_to_the_client_not_the_key(
+    api: Api,
+) -> None:
+    app = await oidc_app(api)
+    await add_person(api)
+    first = await dpop_login(api, app, DPoPKey())
+    form = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    r = await dpop_token(api, form, None, auth=app.basic())
+    assert r.status_code == 200, r.text
+    assert r.json()["token_type"] == "Bearer"
+
+
+# dpop_jkt (§10): the authorization code is bound to a key
+
+
+async def test_dpop_jkt_binds_the_code_to_the_key(api: Api) -> None:
+    app = await oidc_app(api)
+    await add_person(api)
+    key = DPoPKey()
+    code, verifier = await code_for(api, app, dpop_jkt=key.jkt)
+    form = code_form(code, verifier)
+    refused(await dpop_token(api, form, None, auth=app.basic()))
+    other = DPoPKey().proof("POST", token_endpoint(api))
+    refused(await dpop_token(api, form, other, auth=app.basic()), "invalid_grant")
+    r = await dpop_token(api, form, key.proof("POST", token_endpoint(api)), auth=app.basic())
+    assert r.status_code == 200, r.text
+    assert r.json()["token_type"] == "DPoP"
+
+
+async def test_a_malformed_dpop_jkt_is_refused_at_authorize(api: Api) -> None:
+    app = await oidc_app(api)
+    _verifier, challenge = pkce()
+    params = {
+        "client_id": app.client_id,
+        "redirect_uri": REDIRECT,
+        "response_type": "code",
+        "scope": "openid",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        "dpop_jkt": "not a thumbprint",
+    }
+    r = await authorize(api, params)
+    assert r.status_code == 302
+    assert query_of(r.headers["location"])["error"] == "invalid_request"
+
+
+async def par_request(
+    api: Api, app: App, proof: str | None, **extra: str
+) -> tuple[httpx.Response, str]:
+    verifier, challenge = pkce()
+    form = {
+        "redirect_uri": REDIRECT,
+        "response_type": "code",
+        "scope": "openid",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+        **extra,
+    }
+    headers = {"dpop": proof} if proof else {}
+    r = await api.client.post(PAR_URL, data=form, auth=app.basic(), headers=headers)
+    return r, verifier
+
+
+async def test_a_proof_at_par_binds_the_code(api: Api) -> None:
+    app = await oidc_app(api)
+    await add_person(api)
+    key = DPoPKey()
+    par_url = issuer(api) + PAR_URL
+    # A dpop_jkt that disagrees with the proof's key is refused.
+    r, _ = await par_request(api, app, key.proof("POST", par_url), dpop_jkt=DPoPKey().jkt)
+    refused(r)
+    # A bad proof is refused like at the token endpoint.
+    refused((await par_request(api, app, key.proof("GET", par_url)))[0])
+    r, verifier = await par_request(api, app, key.proof("POST", par_url))
+    assert r.status_code == 201, r.text
+    request_uri = r.json()["request_uri"]
+    located = await authorize(api, {"client_id": app.client_id, "request_uri": request_uri})
+    auth_request_id = query_of(located.headers["location"])["authRequest"]
+    code = query_of(await callback(api, auth_request_id, await session(api)))["code"]
+    form = code_form(code, verifier)
+    refused(await dpop_token(api, form, None, auth=app.basic()))
+    r = await dpop_token(api, form, key.proof("POST", token_endpoint(api)), auth=app.basic())
+    assert r.status_code == 200, r.text
+    assert r.json()["token_type"] == "DPoP"
+
+
+# Server nonces (§8, §9)
+
+
+async def test_with_required_nonces_a_proof_must_carry_the_servers_nonce(api: Api) -> None:
+    m = await machine(api, "svc")
+    key = DPoPKey()
+    with setting(api, "RequireDPoPNonce", True):
+        r = await client_credentials(api, m, key.proof("POST", token_endpoint(api)))
+        refused(r, "use_dpop_nonce")
+        nonce = r.headers["dpop-nonce"]
+        r = await client_credentials(api, m, key.proof("POST", token_endpoint(api), nonce="x"))
+        refused(r, "use_dpop_nonce")
+        r = await client_credentials(api, m, key.proof("POST", token_endpoint(api), nonce=nonce))
+        assert r.status_code == 200, r.text
+        assert r.headers["dpop-nonce"] == nonce
+        # Userinfo answers a missing nonce with a DPoP challenge and the nonce.
+        app = await oidc_app(api)
+        await add_person(api)
+        code, verifier = await code_for(api, app)
+        proof = key.proof("POST", token_endpoint(api), nonce=nonce)
+        r = await dpop_token(api, code_form(code, verifier), proof, auth=app.basic())
+        at = r.json()["access_token"]
+        r = await userinfo(api, "DPoP", at, userinfo_proof(api, key, at))
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"].startswith('DPoP error="use_dpop_nonce"')
+        assert r.headers["dpop-nonce"] == nonce
+        r = await userinfo(api, "DPoP", at, userinfo_proof(api, key, at, nonce=nonce))
+        assert r.status_code == 200, r.text
