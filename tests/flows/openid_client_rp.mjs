@@ -32,6 +32,75 @@ if (input.phase === 'client-credentials') {
   const tokens = await client.pollDeviceAuthorizationGrant(config, input.deviceResponse)
   const claims = tokens.claims()
   console.log(JSON.stringify({ claims, scope: tokens.scope, hasRefresh: Boolean(tokens.refresh_token) }))
+} else if (input.phase === 'dpop-start') {
+  // RFC 9449: a DPoP key for the whole flow (exported, so 'dpop-finish' can use it),
+  // its thumbprint as dpop_jkt (§10) to bind the code to it.
+  const keyPair = await client.randomDPoPKeyPair('ES256', { extractable: true })
+  const dpop = client.getDPoPHandle(config, keyPair)
+  const codeVerifier = client.randomPKCECodeVerifier()
+  const parameters = {
+    redirect_uri: input.redirectUri,
+    scope: input.scope,
+    code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
+    code_challenge_method: 'S256',
+    state: client.randomState(),
+    dpop_jkt: await dpop.calculateThumbprint(),
+  }
+  const url = client.buildAuthorizationUrl(config, parameters)
+  console.log(JSON.stringify({
+    url: url.href,
+    codeVerifier,
+    state: parameters.state,
+    jkt: parameters.dpop_jkt,
+    privateJwk: await crypto.subtle.exportKey('jwk', keyPair.privateKey),
+    publicJwk: await crypto.subtle.exportKey('jwk', keyPair.publicKey),
+    algs: meta.dpop_signing_alg_values_supported,
+  }))
+} else if (input.phase === 'dpop-finish') {
+  const ecdsa = { name: 'ECDSA', namedCurve: 'P-256' }
+  const keyPair = {
+    privateKey: await crypto.subtle.importKey('jwk', input.privateJwk, ecdsa, false, ['sign']),
+    publicKey: await crypto.subtle.importKey('jwk', input.publicJwk, ecdsa, true, ['verify']),
+  }
+  const DPoP = client.getDPoPHandle(config, keyPair)
+  // An OAuth error's code, or a resource server's WWW-Authenticate challenge as scheme:error.
+  const failure = (err) => err.error ||
+    (Array.isArray(err.cause) && err.cause.map((c) => `${c.scheme}:${c.parameters.error}`).join()) ||
+    err.code || String(err)
+  const tokens = await client.authorizationCodeGrant(config, new URL(input.callbackUrl), {
+    pkceCodeVerifier: input.codeVerifier,
+    expectedState: input.state,
+    idTokenExpected: true,
+  }, undefined, { DPoP })
+  const claims = tokens.claims()
+  const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub, { DPoP })
+    .then((u) => u, (err) => ({ error: failure(err) }))
+  // The access token without its key: sent as a Bearer token, refused.
+  const asBearer = await client.fetchUserInfo(config, tokens.access_token, claims.sub)
+    .then(() => 'accepted', failure)
+  // A public client's refresh token is bound to the key too (§5).
+  const refreshWithoutKey = await client.refreshTokenGrant(config, tokens.refresh_token)
+    .then(() => 'accepted', failure)
+  const otherKey = client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256'))
+  const refreshWithOtherKey = await client
+    .refreshTokenGrant(config, tokens.refresh_token, undefined, { DPoP: otherKey })
+    .then(() => 'accepted', failure)
+  const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token, undefined, { DPoP })
+  const refreshedUserinfo = await client
+    .fetchUserInfo(config, refreshed.access_token, claims.sub, { DPoP })
+    .then((u) => u, (err) => ({ error: failure(err) }))
+  console.log(JSON.stringify({
+    claims,
+    tokenType: tokens.token_type,
+    hasRefresh: Boolean(tokens.refresh_token),
+    userinfo,
+    asBearer,
+    refreshWithoutKey,
+    refreshWithOtherKey,
+    refreshedTokenType: refreshed.token_type,
+    refreshedRotated: refreshed.refresh_token !== tokens.refresh_token,
+    refreshedUserinfo,
+  }))
 } else if (input.phase === 'start') {
   const codeVerifier = client.randomPKCECodeVerifier()
   const codeChallenge = await client.calculatePKCECodeChallenge(codeVerifier)

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from tests.conftest import require_tool
-from tests.flows.conftest import DonjonServer
+from tests.flows.conftest import DonjonServer, start_donjon, stop_donjon
 
 RP_SCRIPT = Path(__file__).with_name("openid_client_rp.mjs")
 REDIRECT = "https://rp.example.com/callback"
@@ -345,3 +345,77 @@ def test_client_credentials_introspection_and_revocation(
     assert rp(openid_client, phase="revoke", token=got["accessToken"], **machine)["revoked"]
     gone = rp(openid_client, phase="introspect", token=got["accessToken"], **resource)
     assert gone == {"active": False}
+
+
+@pytest.fixture
+def nonce_server(tmp_path: Path, store_env: dict[str, str]) -> Iterator[DonjonServer]:
+    """A donjon that requires server nonces in DPoP proofs (RFC 9449 §8, §9)."""
+    server = start_donjon(tmp_path, store_env, {"DONJON_PLUGINS_OIDC_REQUIREDPOPNONCE": "true"})
+    try:
+        yield server
+    finally:
+        stop_donjon(server)
+
+
+def test_dpop_code_flow_refresh_and_userinfo(
+    nonce_server: DonjonServer, openid_client: Path
+) -> None:
+    """openid-client with a DPoP key (RFC 9449) and a public client, against a donjon that
+    requires DPoP nonces (openid-client retries with the `DPoP-Nonce` it is given):
+    `dpop_jkt` binds the code, the code exchange gets a DPoP-bound access token and a
+    refresh token bound to the key; userinfo takes the token with proofs and refuses it
+    as a Bearer token; refreshing needs the same key."""
+    server = nonce_server
+    project_id = connect(
+        server, "zitadel.project.v2.ProjectService", "CreateProject", {"name": "SPA"}
+    )["projectId"]
+    client_id = connect(
+        server,
+        "zitadel.application.v2.ApplicationService",
+        "CreateApplication",
+        {
+            "projectId": project_id,
+            "name": "spa",
+            "oidcConfiguration": {
+                "redirectUris": [REDIRECT],
+                "responseTypes": ["OIDC_RESPONSE_TYPE_CODE"],
+                "grantTypes": [
+                    "OIDC_GRANT_TYPE_AUTHORIZATION_CODE",
+                    "OIDC_GRANT_TYPE_REFRESH_TOKEN",
+                ],
+                "applicationType": "OIDC_APP_TYPE_USER_AGENT",
+                "authMethodType": "OIDC_AUTH_METHOD_TYPE_NONE",
+                "dpopBoundAccessTokens": True,
+            },
+        },
+    )["oidcConfiguration"]["clientId"]
+    alice = person(server)
+    common = {"issuer": server.url, "clientId": client_id, "clientSecret": ""}
+    started = rp(
+        openid_client,
+        phase="dpop-start",
+        redirectUri=REDIRECT,
+        scope="openid profile offline_access",
+        **common,
+    )
+    assert "ES256" in started["algs"]
+    assert parse_qs(urlsplit(started["url"]).query)["dpop_jkt"] == [started["jkt"]]
+    callback_url = custom_login(server, started["url"])
+    done = rp(
+        openid_client,
+        phase="dpop-finish",
+        callbackUrl=callback_url,
+        codeVerifier=started["codeVerifier"],
+        state=started["state"],
+        privateJwk=started["privateJwk"],
+        publicJwk=started["publicJwk"],
+        **common,
+    )
+    assert done["tokenType"] == "dpop" and done["hasRefresh"]
+    assert done["claims"]["sub"] == alice
+    assert done["userinfo"]["sub"] == alice, done["userinfo"]
+    assert done["asBearer"] == "dpop:invalid_token"
+    assert done["refreshWithoutKey"] == "invalid_dpop_proof"
+    assert done["refreshWithOtherKey"] == "invalid_grant"
+    assert done["refreshedTokenType"] == "dpop" and done["refreshedRotated"]
+    assert done["refreshedUserinfo"]["sub"] == alice, done["refreshedUserinfo"]
