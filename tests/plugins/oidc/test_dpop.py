@@ -525,3 +525,31 @@ async def test_with_required_nonces_a_proof_must_carry_the_servers_nonce(api: Ap
         assert r.headers["dpop-nonce"] == nonce
         r = await userinfo(api, "DPoP", at, userinfo_proof(api, key, at, nonce=nonce))
         assert r.status_code == 200, r.text
+
+
+# Token exchange (RFC 8693): a bound token is exchanged only with its key
+
+
+async def test_a_bound_subject_token_is_exchanged_only_with_a_proof_of_its_key(api: Api) -> None:
+    grants = [
+        "OIDC_GRANT_TYPE_AUTHORIZATION_CODE",
+        "OIDC_GRANT_TYPE_REFRESH_TOKEN",
+        "OIDC_GRANT_TYPE_TOKEN_EXCHANGE",
+    ]
+    app = await oidc_app(api, grantTypes=grants)
+    await add_person(api)
+    key = DPoPKey()
+    at = (await dpop_login(api, app, key, scope="openid profile"))["access_token"]
+    form = {
+        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+        "subject_token": at,
+        "subject_token_type": "urn:ietf:params:oauth:token-type:access_token",
+    }
+    # Stolen without the key, it cannot be traded for an unbound token.
+    refused(await dpop_token(api, form, None, auth=app.basic()))
+    other = DPoPKey().proof("POST", token_endpoint(api))
+    refused(await dpop_token(api, form, other, auth=app.basic()), "invalid_grant")
+    proof = key.proof("POST", token_endpoint(api))
+    r = await dpop_token(api, form, proof, auth=app.basic())
+    assert r.status_code == 200, r.text
+    assert r.json()["token_type"] == "DPoP"
