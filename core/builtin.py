@@ -30,7 +30,7 @@ from donjon.core.projections.base import Projection
 from donjon.core.setup import migrations
 
 if TYPE_CHECKING:
-    from donjon.core.api.auth import Principal
+    from donjon.core.api.auth import Credential, Principal
     from donjon.core.api.connect import Service
     from donjon.core.runtime import Runtime
 
@@ -129,10 +129,13 @@ def resolve_instance(host: str, runtime: Runtime) -> Awaitable[str | None]:
 
 
 @hookimpl(trylast=True)
-def resolve_principal(
-    token: str, instance_id: str, runtime: Runtime
-) -> Awaitable[Principal | None]:
-    """The user of a personal access token or a session token (asked last)."""
-    from donjon.core.api.auth import principal_from_bearer
+async def resolve_principal(
+    token: str, instance_id: str, runtime: Runtime, credential: Credential
+) -> Principal | None:
+    """The user of a personal access token or a session token (asked last).
+    Both are bearer tokens: under another scheme (DPoP) they are not accepted."""
+    from donjon.core.api.auth import BEARER, principal_from_bearer
 
-    return principal_from_bearer(runtime, instance_id, token)
+    if credential.scheme != BEARER:
+        return None
+    return await principal_from_bearer(runtime, instance_id, token)

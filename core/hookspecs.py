@@ -27,7 +27,7 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
-    from donjon.core.api.auth import Principal
+    from donjon.core.api.auth import Credential, Principal
     from donjon.core.api.connect import Call, Service
     from donjon.core.events import Event, StoredEvent
     from donjon.core.identity.session_checks import SessionCheck
@@ -323,19 +323,32 @@ def resolve_instance(host: str, headers: dict[str, str], runtime: Runtime) -> st
 
 
 @hookspec(firstresult=True)
-def resolve_principal(token: str, instance_id: str, runtime: Runtime) -> Principal | None:
-    """Say who a bearer token belongs to, for the management API.
+def resolve_principal(
+    token: str,
+    instance_id: str,
+    runtime: Runtime,
+    credential: Credential,
+) -> Principal | None:
+    """Say who a token belongs to, for the management API.
 
     Called for every authenticated management API call with the token of its
-    `Authorization: Bearer` header. The core answers last (`trylast`) for
-    personal access tokens; the OIDC plugin answers for its access tokens.
-    firstresult: the first implementation that returns something other than
-    None wins; when none does, the call fails `unauthenticated` (401).
-    An implementation must only accept tokens issued in `instance_id`.
+    `Authorization: Bearer` header, or of `Authorization: DPoP` (RFC 9449:
+    a sender-constrained OAuth access token, with a `DPoP` proof header).
+    The core answers last (`trylast`) for personal access tokens, Bearer
+    only; the OIDC plugin answers for its access tokens, and checks the
+    proof of a DPoP one. firstresult: the first implementation that returns
+    something other than None wins; when none does, the call fails
+    `unauthenticated` (401). An implementation must only accept tokens
+    issued in `instance_id`, and only under the schemes it checks
+    (`credential.scheme`). It may raise `ConnectError("unauthenticated",
+    ..., headers=...)` to refuse a token it knows, saying why.
 
-    :param token: the bearer token, as sent.
+    :param token: the token, as sent.
     :param instance_id: the instance the request addresses.
     :param runtime: the process's runtime.
+    :param credential: a `donjon.core.api.auth.Credential`: the scheme
+        (`bearer` or `dpop`), the token, the call's method, path and
+        headers, and its `DPoP` header values.
     :return: a `donjon.core.api.auth.Principal` (the user, its org and
         instance), or None to let the next implementation decide.
     """

@@ -1,10 +1,13 @@
 """Who calls the management API, and what they may do.
 
-`Authorization: Bearer <token>` names the caller. The token is offered to
-the `resolve_principal` hook: the core answers last, for personal access
-tokens and session tokens (SHA-256 lookups); the OIDC plugin answers for
-its access tokens. A token that nobody recognises, that expired, or whose
-user is not active, is `unauthenticated` (401).
+`Authorization: Bearer <token>` names the caller, or `Authorization: DPoP
+<token>` with a `DPoP` proof header for a sender-constrained OAuth access
+token (RFC 9449). The token is offered to the `resolve_principal` hook with
+a `Credential` (the scheme, and what a proof is checked against): the core
+answers last, for personal access tokens and session tokens (SHA-256
+lookups, Bearer only); the OIDC plugin answers for its access tokens. A
+token that nobody recognises, that expired, or whose user is not active, is
+`unauthenticated` (401).
 
 Permissions come from memberships (see `donjon.core.identity.members`): an
 instance membership grants on the whole instance, an org membership on that
@@ -15,7 +18,7 @@ never found at all, because every read is scoped to the call's instance.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -49,6 +52,35 @@ class Principal:
     scopes: tuple[str, ...] = ()
 
 
+BEARER, DPOP = "bearer", "dpop"
+SCHEMES = (BEARER, DPOP)
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """How a management API call presents its token, for `resolve_principal`."""
+
+    #: `bearer` or `dpop` (the `Authorization` scheme, lower-cased).
+    scheme: str
+    token: str
+    #: The HTTP method and path of the call (what a DPoP proof's htm and htu name).
+    method: str = "POST"
+    path: str = ""
+    #: The request headers, names lower-cased.
+    headers: dict[str, str] = field(default_factory=dict)
+    #: Every `DPoP` header value (RFC 9449 allows one; the checker refuses more).
+    proofs: tuple[str, ...] = ()
+
+
+def presented_token(headers: dict[str, str]) -> tuple[str, str] | None:
+    """(scheme, token) of `Authorization: Bearer|DPoP <token>`, else None."""
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    scheme, token = scheme.lower(), token.strip()
+    if scheme not in SCHEMES or not token:
+        return None
+    return scheme, token
+
+
 def bearer_token(headers: dict[str, str]) -> str | None:
     value = headers.get("authorization", "")
     scheme, _, token = value.partition(" ")
@@ -58,17 +90,30 @@ def bearer_token(headers: dict[str, str]) -> str | None:
 
 
 async def authenticate(
-    runtime: Runtime, instance_id: str, headers: dict[str, str], required: bool = True
+    runtime: Runtime,
+    instance_id: str,
+    headers: dict[str, str],
+    required: bool = True,
+    *,
+    method: str = "POST",
+    path: str = "",
+    proofs: tuple[str, ...] = (),
 ) -> Principal | None:
-    token = bearer_token(headers)
-    if token is None:
+    presented = presented_token(headers)
+    if presented is None:
         if not required:
             return None
         raise ConnectError(
             "unauthenticated", "send a personal access token or an access token as Bearer"
         )
+    scheme, token = presented
+    credential = Credential(scheme, token, method, path, headers, proofs)
     principal = await first_result(
-        runtime.pm.hook.resolve_principal, token=token, instance_id=instance_id, runtime=runtime
+        runtime.pm.hook.resolve_principal,
+        token=token,
+        instance_id=instance_id,
+        runtime=runtime,
+        credential=credential,
     )
     if principal is None:
         raise ConnectError("unauthenticated", "the token is invalid or expired")

@@ -75,12 +75,14 @@ MAX_BODY = 1 << 20  # 1 MiB: no management request is near it
 class ConnectError(Exception):
     """A failed call: a Connect code and a message saying what to fix."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         if code not in HTTP_STATUS:
             raise ValueError(f"not a Connect code: {code}")
         super().__init__(message)
         self.code = code
         self.message = message
+        #: Response headers the error needs (`WWW-Authenticate` of a DPoP refusal).
+        self.headers = headers or {}
 
     @property
     def status(self) -> int:
@@ -337,7 +339,9 @@ def _raise(exc: ConnectError) -> Any:
 
 def error_response(exc: ConnectError) -> Response[bytes]:
     body = msgspec.json.encode({"code": exc.code, "message": exc.message})
-    return Response(body, status_code=exc.status, media_type="application/json")
+    return Response(
+        body, status_code=exc.status, media_type="application/json", headers=exc.headers
+    )
 
 
 def map_error(exc: Exception) -> ConnectError:
@@ -399,7 +403,15 @@ def route_for(rpc: Rpc) -> HTTPRouteHandler:
             if len(body) > MAX_BODY:
                 raise ConnectError("resource_exhausted", "the request body is over 1 MiB")
             headers = {k.lower(): v for k, v in request.headers.items()}
-            principal = await authenticate(runtime, instance_id, headers, rpc.authenticated)
+            principal = await authenticate(
+                runtime,
+                instance_id,
+                headers,
+                rpc.authenticated,
+                method=request.method,
+                path=request.url.path,
+                proofs=tuple(request.headers.getall("dpop", [])),
+            )
             content_type = headers.get("content-type", "application/json")
             if not content_type.startswith("application/json"):
                 raise ConnectError(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from donjon.core import hookimpl
 
 if TYPE_CHECKING:
-    from donjon.core.api.auth import Principal
+    from donjon.core.api.auth import Credential, Principal
     from donjon.core.events import Event
     from donjon.core.plugins import SettingsSection
     from donjon.core.projections.base import Projection
@@ -118,8 +118,11 @@ async def on_shutdown(runtime: Runtime) -> None:
 
 
 @hookimpl
-async def resolve_principal(token: str, instance_id: str, runtime: Runtime) -> Principal | None:
-    """An access token of this instance whose audience includes the management API."""
+async def resolve_principal(
+    token: str, instance_id: str, runtime: Runtime, credential: Credential
+) -> Principal | None:
+    """An access token of this instance whose audience includes the management API
+    (a DPoP-bound one as `Authorization: DPoP` with a proof of its key)."""
     from donjon.plugins.oidc.principal import principal_from_access_token
 
-    return await principal_from_access_token(runtime, instance_id, token)
+    return await principal_from_access_token(runtime, instance_id, token, credential)

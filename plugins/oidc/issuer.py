@@ -53,5 +53,10 @@ def issuer_url(settings: Settings, host: str) -> str:
 
 
 def issuer_of(request: Request[Any, Any, Any], settings: Settings, instance_id: str) -> Issuer:
-    host = request_host(request.headers.get("host", "")) or settings.ExternalDomain
+    return issuer_for_host(request.headers.get("host", ""), settings, instance_id)
+
+
+def issuer_for_host(host_header: str, settings: Settings, instance_id: str) -> Issuer:
+    """The issuer of a request whose `Host` header is `host_header`."""
+    host = request_host(host_header) or settings.ExternalDomain
     return Issuer(instance_id, issuer_url(settings, host))

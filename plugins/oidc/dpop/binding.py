@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -67,31 +68,46 @@ async def verified_proof(
     access_token: str | None = None,
 ) -> DPoPProof | None:
     """The request's checked proof, None when it has none (see the module docstring)."""
-    raw = one_proof(proof_headers(request))
+    return await checked_proof(
+        provider,
+        issuer.instance_id,
+        proof_headers(request),
+        method=request.method,
+        uri=issuer.endpoint(path),
+        access_token=access_token,
+    )
+
+
+async def checked_proof(
+    provider: Provider,
+    instance_id: str,
+    proofs: Sequence[str],
+    *,
+    method: str,
+    uri: str,
+    access_token: str | None = None,
+) -> DPoPProof | None:
+    """`verified_proof` for a request given by its `DPoP` header values, method and URI."""
+    raw = one_proof(proofs)
     if raw is None:
         return None
     settings = provider.settings
     lifetime, skew = settings.DPoPProofLifetime, settings.ClockSkew
     proof = check_proof(
-        raw,
-        method=request.method,
-        uri=issuer.endpoint(path),
-        lifetime=lifetime,
-        skew=skew,
-        access_token=access_token,
+        raw, method=method, uri=uri, lifetime=lifetime, skew=skew, access_token=access_token
     )
     runtime = provider.runtime
     if settings.RequireDPoPNonce and not await nonces.is_fresh_nonce(
-        runtime, issuer.instance_id, proof.nonce
+        runtime, instance_id, proof.nonce
     ):
         raise UseDPoPNonce(
             "the DPoP proof must carry the nonce of the DPoP-Nonce header",
-            await nonces.current_nonce(runtime, issuer.instance_id),
+            await nonces.current_nonce(runtime, instance_id),
         )
     # Remembered until the proof is too old to pass check_iat anyway.
     expires = datetime.fromtimestamp(proof.iat, UTC) + lifetime + 2 * skew + timedelta(seconds=1)
     if not await replay.first_use(
-        runtime.db, issuer.instance_id, REPLAY_PREFIX + proof.jkt, proof.jti, expires
+        runtime.db, instance_id, REPLAY_PREFIX + proof.jkt, proof.jti, expires
     ):
         raise InvalidDPoPProof("jti: this DPoP proof was used before; make a fresh one")
     return proof

@@ -334,17 +334,54 @@ async def test_a_bound_token_is_refused_as_bearer(api: Api) -> None:
     assert r.status_code == 401
 
 
-async def test_the_management_api_refuses_a_bound_token_as_bearer(api: Api) -> None:
+async def test_the_management_api_takes_a_bound_token_only_with_the_dpop_scheme(
+    api: Api,
+) -> None:
     m = await machine(api, "svc")
+    key = DPoPKey()
     bearer = (await client_credentials(api, m, None)).json()["access_token"]
-    bound = (await client_credentials(api, m, DPoPKey().proof("POST", token_endpoint(api)))).json()[
+    bound = (await client_credentials(api, m, key.proof("POST", token_endpoint(api)))).json()[
         "access_token"
     ]
-    url = "/zitadel.user.v2.UserService/ListUsers"
-    r = await api.client.post(url, json={}, headers={"authorization": f"Bearer {bearer}"})
-    assert r.status_code != 401, r.text
-    r = await api.client.post(url, json={}, headers={"authorization": f"Bearer {bound}"})
+    path = "/zitadel.user.v2.UserService/ListUsers"
+    url = issuer(api) + path
+
+    async def call(scheme: str, token_: str, proof: str | None = None) -> httpx.Response:
+        headers = {"authorization": f"{scheme} {token_}"}
+        if proof is not None:
+            headers["dpop"] = proof
+        return await api.client.post(path, json={}, headers=headers)
+
+    assert (await call("Bearer", bearer)).status_code != 401
+    r = await call("Bearer", bound)
     assert r.status_code == 401, r.text
+    assert r.json()["code"] == "unauthenticated" and "invalid_token" in r.json()["message"]
+    assert r.headers["www-authenticate"].startswith('DPoP error="invalid_token"')
+    # Under DPoP, with a proof of the key for this call: the caller is known (no 401).
+    r = await call("DPoP", bound, key.proof("POST", url, access_token=bound))
+    assert r.status_code != 401, r.text
+    # Without a proof, with a wrong one, or replayed: 401 with a DPoP challenge.
+    proof = key.proof("POST", url, access_token=bound)
+    await call("DPoP", bound, proof)
+    for bad in (
+        None,
+        key.proof(
+            "POST", issuer(api) + "/zitadel.user.v2.UserService/GetUserByID", access_token=bound
+        ),
+        key.proof("POST", url, access_token=bearer),
+        DPoPKey().proof("POST", url, access_token=bound),
+        proof,
+    ):
+        r = await call("DPoP", bound, bad)
+        assert r.status_code == 401, r.text
+        assert r.headers["www-authenticate"].startswith("DPoP error="), r.headers
+    # Bearer tokens (an unbound access token, a personal access token) are not DPoP tokens.
+    r = await call("DPoP", bearer, key.proof("POST", url, access_token=bearer))
+    assert r.status_code == 401, r.text
+    assert api.token is not None
+    r = await call("DPoP", api.token, key.proof("POST", url, access_token=api.token))
+    assert r.status_code == 401, r.text
+    assert (await call("Bearer", api.token)).status_code == 200
 
 
 @pytest.mark.parametrize(
