@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from donjon.core.api.auth import BEARER, presented_token
 from donjon.plugins.oidc import replay
 from donjon.plugins.oidc.dpop import nonce as nonces
 from donjon.plugins.oidc.dpop.proof import ALGORITHMS, HEADER, DPoPProof, check_proof, one_proof
@@ -46,7 +47,6 @@ if TYPE_CHECKING:
     from donjon.plugins.oidc.issuer import Issuer
     from donjon.plugins.oidc.provider import Provider
 
-BEARER, DPOP = "bearer", "dpop"
 #: What resource endpoints announce in their DPoP challenges.
 ALGS = " ".join(ALGORITHMS)
 #: A base64url SHA-256 thumbprint.
@@ -171,15 +171,9 @@ def pushed_dpop_jkt(params: dict[str, str], proof: DPoPProof | None) -> dict[str
 def authorization_of(request: Request[Any, Any, Any]) -> tuple[str, str] | None:
     """(scheme, token) of `Authorization: Bearer|DPoP <token>`, None without one."""
     values = list(request.headers.getall("authorization", []))
-    if not values:
-        return None
     if len(values) > 1:
         raise InvalidRequest("send one Authorization header")
-    scheme, _, token = values[0].strip().partition(" ")
-    scheme, token = scheme.lower(), token.strip()
-    if scheme not in (BEARER, DPOP) or not token:
-        return None
-    return scheme, token
+    return presented_token({"authorization": values[0].strip()}) if values else None
 
 
 def dpop_challenge(exc: OAuthError) -> DPoPChallenge:

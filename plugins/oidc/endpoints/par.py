@@ -18,7 +18,12 @@ from donjon.core.runtime import Runtime
 from donjon.plugins.oidc.auth_requests import add_auth_request
 from donjon.plugins.oidc.authorize_request import NotRedirectable, check_authorize_request
 from donjon.plugins.oidc.client_auth import authenticate_client
-from donjon.plugins.oidc.dpop.binding import pushed_dpop_jkt, verified_proof
+from donjon.plugins.oidc.dpop.binding import (
+    nonce_headers,
+    proof_headers,
+    pushed_dpop_jkt,
+    verified_proof,
+)
 from donjon.plugins.oidc.errors import (
     InvalidClient,
     InvalidRequest,
@@ -58,6 +63,9 @@ async def par(
         return error_response(exc)
     auth_request_id = await add_auth_request(runtime, instance_id, issuer.url, checked, pushed=True)
     lifetime = int(provider.settings.PushedRequestLifetime.total_seconds())
-    return json_response(
+    response = json_response(
         {"request_uri": REQUEST_URI_PREFIX + auth_request_id, "expires_in": lifetime}, 201
     )
+    if proof_headers(request):
+        response.headers.update(await nonce_headers(provider, instance_id))
+    return response

@@ -20,6 +20,7 @@ from typing import Any
 from litestar import Request, Response, route
 from litestar.di import NamedDependency
 
+from donjon.core.api.auth import BEARER, DPOP
 from donjon.core.runtime import Runtime
 from donjon.plugins.oidc.claims import (
     customized,
@@ -29,8 +30,6 @@ from donjon.plugins.oidc.claims import (
     wants_roles,
 )
 from donjon.plugins.oidc.dpop.binding import (
-    BEARER,
-    DPOP,
     authorization_of,
     check_presentation,
     dpop_challenge,
