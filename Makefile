@@ -39,6 +39,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/api_users.py
 	$(BIN)/python bench/oidc_tokens.py
 	$(BIN)/python bench/actions_delivery.py
+	$(BIN)/python bench/actions_functions.py
 
 lint: $(BIN)/.installed
 	$(BIN)/pip install -q ruff

@@ -50,9 +50,10 @@ MASTERKEY = b"0123456789abcdef0123456789abcdef"
 class Receiver:
     """Answers 200 to every POST; counts them."""
 
-    def __init__(self) -> None:
+    def __init__(self, answer: bytes = b"{}") -> None:
         self.count = 0
         self.port = 0
+        self.answer = answer
 
     async def start(self) -> None:
         server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -69,7 +70,10 @@ class Receiver:
                         length = int(line.split(b":", 1)[1])
                 await reader.readexactly(length)
                 self.count += 1
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}")
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(self.answer)
+                    + self.answer
+                )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             writer.close()

@@ -1,0 +1,146 @@
+"""The latency a token function adds: userinfo with and without a `preuserinfo` target.
+
+A real `donjon start-from-init` on a fresh store (SQLite, then PostgreSQL);
+a machine user's opaque access token (client credentials, scope openid);
+then --rounds sequential `GET /oidc/v1/userinfo` calls over one keep-alive
+connection, first with no function execution, then with a `restCall` target
+bound to `preuserinfo` that answers one claim to append. The target is a
+minimal HTTP/1.1 keep-alive receiver in this process; donjon reaches it
+through its keep-alive connection pool. The difference of the percentiles is
+what one function call adds (HTTP round trip, signing, the execution lookup).
+
+    .venv/bin/python bench/actions_functions.py [--rounds 300] [--stores sqlite,postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from actions_delivery import Receiver
+from harness import Server, command, machine, pg_database, save, stores
+
+ACTIONS = "/zitadel.action.v2.ActionService"
+CLAIMS = json.dumps({"appendClaims": [{"key": "department", "value": "it"}]}).encode()
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1000, 2),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2),
+    }
+
+
+async def ok(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> Any:
+    r = await client.post(path, json=body)
+    if r.status_code != 200:
+        raise SystemExit(f"{path}: {r.status_code} {r.text}")
+    return r.json()
+
+
+async def userinfo_latency(server: Server, token: str, rounds: int, claim: bool) -> dict[str, Any]:
+    headers = {"authorization": f"Bearer {token}"}
+    samples = []
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        for _ in range(20):  # warm up
+            await client.get("/oidc/v1/userinfo", headers=headers)
+        for _ in range(rounds):
+            started = time.perf_counter()
+            r = await client.get("/oidc/v1/userinfo", headers=headers)
+            samples.append(time.perf_counter() - started)
+            if r.status_code != 200 or ("department" in r.json()) != claim:
+                raise SystemExit(f"userinfo: {r.status_code} {r.text}")
+    return percentiles(samples)
+
+
+async def run_store(kind: str, rounds: int, folder: Path) -> dict[str, Any]:
+    receiver = Receiver(CLAIMS)
+    await receiver.start()
+    extra = {"DONJON_ACTIONS_HTTP_ALLOWEDHOSTS": "127.0.0.1"}
+    try:
+        if kind == "sqlite":
+            return await measure(
+                Server({"DONJON_DATABASE_SQLITE_PATH": str(folder / "b.db")}, folder, extra),
+                receiver,
+                rounds,
+            )
+        async with pg_database("fn") as dsn:
+            return await measure(
+                Server({"DONJON_DATABASE_POSTGRES_DSN": dsn}, folder, extra), receiver, rounds
+            )
+    finally:
+        receiver.stop()
+
+
+async def measure(server: Server, receiver: Receiver, rounds: int) -> dict[str, Any]:
+    with server:
+        async with httpx.AsyncClient(
+            base_url=server.url, headers=server.headers, timeout=30
+        ) as api:
+            user = await ok(
+                api,
+                "/zitadel.user.v2.UserService/CreateUser",
+                {"username": "fn-bench", "machine": {"name": "fn-bench"}},
+            )
+            secret = (
+                await ok(api, "/zitadel.user.v2.UserService/AddSecret", {"userId": user["id"]})
+            )["clientSecret"]
+            r = await api.post(
+                "/oauth/v2/token",
+                data={"grant_type": "client_credentials", "scope": "openid"},
+                auth=("fn-bench", secret),
+                headers={"authorization": ""},
+            )
+            token = r.json()["access_token"]
+            without = await userinfo_latency(server, token, rounds, claim=False)
+            target = await ok(
+                api,
+                f"{ACTIONS}/CreateTarget",
+                {
+                    "name": "claims",
+                    "endpoint": f"http://127.0.0.1:{receiver.port}/claims",
+                    "timeout": "5s",
+                    "restCall": {"interruptOnError": True},
+                },
+            )
+            await ok(
+                api,
+                f"{ACTIONS}/SetExecution",
+                {"condition": {"function": {"name": "preuserinfo"}}, "targets": [target["id"]]},
+            )
+            with_function = await userinfo_latency(server, token, rounds, claim=True)
+    return {
+        "userinfo": without,
+        "userinfo_with_preuserinfo": with_function,
+        "added_p50_ms": round(with_function["p50_ms"] - without["p50_ms"], 2),
+        "added_p99_ms": round(with_function["p99_ms"] - without["p99_ms"], 2),
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=300)
+    parser.add_argument("--stores", type=stores, default=stores("sqlite,postgres"))
+    args = parser.parse_args()
+    result: dict[str, Any] = {
+        "command": command(),
+        "machine": await machine(),
+        "rounds": args.rounds,
+    }
+    for kind in args.stores:
+        with tempfile.TemporaryDirectory() as tmp:
+            result[kind] = await run_store(kind, args.rounds, Path(tmp))
+        print(kind, json.dumps(result[kind]))
+    print("saved", save("actions_functions", result))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
