@@ -29,10 +29,14 @@ For each, at 1 and --clients concurrent clients:
                  verifications/s at the configured cost, in this process's
                  threads at the same concurrency.
 
-Every answer is checked once before the load (a JWT with typ at+jwt, an
-active introspection, a session), and a run with any non-2xx answer fails.
-The load generator shares the two cores with the servers: compare ratios from
-the same run more than absolute figures.
+Both servers run side by side for the whole run; each donjon figure is
+measured right after the oidc-provider figure it is compared with (and the
+logins right after their argon2 bound), so that the two sides of a ratio are
+taken under the same load of the machine. Every answer is checked once
+before the load (a JWT with typ at+jwt, an active introspection, a session),
+and a run with any non-2xx answer fails. The load generator shares the two
+cores with the servers: compare ratios from the same run more than absolute
+figures; the server's CPU time per answer (from /proc) is reported too.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -47,8 +52,8 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,20 +183,49 @@ def run_load(load: Load, connections: int, duration: float, pid: int) -> dict[st
     }
 
 
-def measure_loads(
-    loads: dict[str, Load], args: argparse.Namespace, pid: int
-) -> dict[str, dict[int, dict[str, Any]]]:
-    results: dict[str, dict[int, dict[str, Any]]] = {}
-    clients, duration, warmup = args.clients, args.duration, args.warmup
-    for name, load in loads.items():
-        if name not in args.loads:
-            continue
-        results[name] = {}
-        for n in clients:
-            run_load(load, n, warmup, pid)
-            results[name][n] = run_load(load, n, duration, pid)
-            print(f"  {name:<20} {n:>3} clients: {results[name][n]}", flush=True)
-    return results
+Results = dict[str, dict[int, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class Target:
+    """A server under test: its process (for its CPU time) and what to send it."""
+
+    pid: int
+    loads: dict[str, Load]
+
+
+def measure(target: Target, name: str, n: int, args: argparse.Namespace) -> dict[str, Any]:
+    """`name`'s load from `n` clients: a warm-up, then the measured run."""
+    run_load(target.loads[name], n, args.warmup, target.pid)
+    result = run_load(target.loads[name], n, args.duration, target.pid)
+    print(f"  {name:<20} {n:>3} clients: {result}", flush=True)
+    return result
+
+
+def side_by_side(
+    donjon: Target | None, provider: Target | None, args: argparse.Namespace
+) -> tuple[Results, Results, dict[int, float]]:
+    """donjon's figures, oidc-provider's counterpart of each (keyed by donjon's
+    name) and the argon2 bound, each measured right before the donjon figure it
+    is compared with: the machine's load moves from minute to minute, so a
+    ratio is only as good as its two figures are close in time."""
+    ours: Results = {}
+    theirs: Results = {}
+    bound: dict[int, float] = {}
+    for name in args.loads:
+        counterpart = COUNTERPARTS.get(name)
+        for n in args.clients:
+            if provider is not None and counterpart in provider.loads:
+                print("oidc-provider", end="", flush=True)
+                theirs.setdefault(name, {})[n] = measure(provider, counterpart, n, args)
+            if donjon is None:
+                continue
+            if name == "login":
+                bound[n] = argon2_verifications_per_s(n, args.duration)
+                print(f"argon2 bound {n:>3} threads: {bound[n]:.1f} verifications/s")
+            print("donjon       ", end="", flush=True)
+            ours.setdefault(name, {})[n] = measure(donjon, name, n, args)
+    return ours, theirs, bound
 
 
 # -- checks of single answers -------------------------------------------------------------
@@ -469,6 +503,7 @@ def ratio(a: float, b: float) -> float:
 #: donjon's measurement and the oidc-provider one it is compared with (oidc-provider
 #: cannot introspect its JWT access tokens: both donjon kinds face its opaque ones).
 COUNTERPARTS = {
+    "minimal": "minimal",
     "token_jwt": "token_jwt",
     "token_opaque": "token_opaque",
     "introspect_jwt": "introspect_opaque",
@@ -477,55 +512,50 @@ COUNTERPARTS = {
 
 
 def summarise(
-    donjon: dict[str, dict[int, dict[str, Any]]],
-    provider: dict[str, dict[int, dict[str, Any]]],
-    bound: dict[int, float],
-    clients: list[int],
+    ours: Results, theirs: Results, bound: dict[int, float], clients: list[int]
 ) -> dict[int, dict[str, Any]]:
-    """The ratios the targets are about, for whatever this run measured."""
+    """The ratios the targets are about, for whatever this run measured (`theirs` is
+    keyed by the donjon measurement each oidc-provider figure was paired with)."""
 
-    def rate(results: dict[str, dict[int, dict[str, Any]]], name: str, n: int) -> float:
-        return float(results[name][n]["per_s"]) if name in results else 0.0
+    def rate(results: Results, name: str, n: int) -> float:
+        return float(results[name][n]["per_s"]) if n in results.get(name, {}) else 0.0
 
     out: dict[int, dict[str, Any]] = {}
     for n in clients:
-        entry: dict[str, Any] = {"vs_oidc_provider": {}, "donjon_of_minimal": {}}
-        for ours, theirs in COUNTERPARTS.items():
-            mine = rate(donjon, ours, n)
-            if mine and rate(provider, theirs, n):
-                entry["vs_oidc_provider"][ours] = ratio(mine, rate(provider, theirs, n))
-            if mine and rate(donjon, "minimal", n):
-                entry["donjon_of_minimal"][ours] = ratio(mine, rate(donjon, "minimal", n))
-        entry["oidc_provider_of_minimal"] = {
-            name: ratio(rate(provider, name, n), rate(provider, "minimal", n))
-            for name in set(COUNTERPARTS.values())
-            if rate(provider, name, n) and rate(provider, "minimal", n)
+        entry: dict[str, Any] = {
+            "vs_oidc_provider": {},
+            "donjon_of_minimal": {},
+            "oidc_provider_of_minimal": {},
         }
-        if rate(donjon, "login", n) and n in bound:
+        for name, counterpart in COUNTERPARTS.items():
+            if name == "minimal":
+                continue
+            mine, other = rate(ours, name, n), rate(theirs, name, n)
+            if mine and other:
+                entry["vs_oidc_provider"][name] = ratio(mine, other)
+            if mine and rate(ours, "minimal", n):
+                entry["donjon_of_minimal"][name] = ratio(mine, rate(ours, "minimal", n))
+            if other and rate(theirs, "minimal", n):
+                entry["oidc_provider_of_minimal"][counterpart] = ratio(
+                    other, rate(theirs, "minimal", n)
+                )
+        if rate(ours, "login", n) and n in bound:
             entry["argon2_verifications_per_s"] = round(bound[n], 1)
-            entry["logins_of_argon2_bound"] = ratio(rate(donjon, "login", n), bound[n])
+            entry["logins_of_argon2_bound"] = ratio(rate(ours, "login", n), bound[n])
         out[n] = entry
     return out
 
 
-async def run_donjon(
-    store: str, args: argparse.Namespace, folder: Path
-) -> dict[str, dict[int, dict[str, Any]]]:
+@asynccontextmanager
+async def donjon_server(store: str, folder: Path) -> AsyncIterator[Server]:
+    """donjon on a fresh store: a SQLite file in `folder`, or a new PostgreSQL database."""
     if store == "sqlite":
-        return await measure_donjon(
-            {"DONJON_DATABASE_SQLITE_PATH": str(folder / "donjon.db")}, args, folder
-        )
+        with Server({"DONJON_DATABASE_SQLITE_PATH": str(folder / "donjon.db")}, folder) as server:
+            yield server
+        return
     async with pg_database("oidc_tokens") as dsn:
-        return await measure_donjon({"DONJON_DATABASE_POSTGRES_DSN": dsn}, args, folder)
-
-
-async def measure_donjon(
-    env: dict[str, str], args: argparse.Namespace, folder: Path
-) -> dict[str, dict[int, dict[str, Any]]]:
-    with Server(env, folder) as server:
-        loads = await donjon_loads(server, max(args.clients))
-        pid = server.process.pid
-        return measure_loads(loads, args, pid)
+        with Server({"DONJON_DATABASE_POSTGRES_DSN": dsn}, folder) as server:
+            yield server
 
 
 async def main() -> None:
@@ -579,25 +609,33 @@ async def main() -> None:
         "runs": [],
     }
     DATA.mkdir(parents=True, exist_ok=True)
-    provider: dict[str, dict[int, dict[str, Any]]] = {}
-    if "oidc-provider" in args.servers:
-        with tempfile.TemporaryDirectory(dir=DATA) as tmp:
-            print(f"oidc-provider {report['oidc_provider']}", flush=True)
-            with oidc_provider(Path(tmp)) as (pid, loads):
-                provider = measure_loads(loads, args, pid)
-    report["oidc_provider_results"] = provider
-    bound: dict[int, float] = {}
-    if "donjon" in args.servers and "login" in args.loads:
-        bound = {n: argon2_verifications_per_s(n, args.duration) for n in args.clients}
-        print(f"argon2 verifications/s: {bound}", flush=True)
-    report["argon2_verifications_per_s"] = bound
-    for store in args.stores if "donjon" in args.servers else []:
-        print(f"donjon on {store}", flush=True)
-        with tempfile.TemporaryDirectory(dir=DATA) as tmp:
-            donjon = await run_donjon(store, args, Path(tmp))
-        summary = summarise(donjon, provider, bound, args.clients)
-        report["runs"].append({"store": store, "donjon": donjon, "summary": summary})
-        print(json.dumps({"store": store, "summary": summary}, indent=2), flush=True)
+    with contextlib.ExitStack() as stack:
+        provider: Target | None = None
+        if "oidc-provider" in args.servers:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=DATA)))
+            provider = Target(*stack.enter_context(oidc_provider(folder)))
+        if "donjon" not in args.servers:
+            _, theirs, _ = side_by_side(None, provider, args)
+            report["runs"].append({"store": None, "oidc_provider": theirs})
+        for store in args.stores if "donjon" in args.servers else []:
+            print(f"donjon on {store}", flush=True)
+            with tempfile.TemporaryDirectory(dir=DATA) as tmp:
+                async with donjon_server(store, Path(tmp)) as server:
+                    loads = await donjon_loads(server, max(args.clients))
+                    ours, theirs, bound = side_by_side(
+                        Target(server.process.pid, loads), provider, args
+                    )
+            summary = summarise(ours, theirs, bound, args.clients)
+            report["runs"].append(
+                {
+                    "store": store,
+                    "donjon": ours,
+                    "oidc_provider": theirs,
+                    "argon2_verifications_per_s": bound,
+                    "summary": summary,
+                }
+            )
+            print(json.dumps({"store": store, "summary": summary}, indent=2), flush=True)
     print(f"saved {save('oidc_tokens', report)}")
 
 
