@@ -30,6 +30,7 @@ from donjon.plugins.oidc.claims import (
     wants_roles,
 )
 from donjon.plugins.oidc.dpop.binding import (
+    ALGS,
     authorization_of,
     check_presentation,
     dpop_challenge,
@@ -38,6 +39,7 @@ from donjon.plugins.oidc.dpop.binding import (
     verified_proof,
 )
 from donjon.plugins.oidc.errors import (
+    DPoPChallenge,
     InsufficientScope,
     InvalidDPoPProof,
     InvalidRequest,
@@ -74,7 +76,10 @@ async def userinfo(
                 raise dpop_challenge(exc) from None
         found = await active_token(provider, instance_id, token)
         if found is None:
-            raise InvalidToken("the access token is invalid, expired or revoked")
+            unknown = "the access token is invalid, expired or revoked"
+            if scheme == DPOP:
+                raise DPoPChallenge("invalid_token", unknown, ALGS)
+            raise InvalidToken(unknown)
         check_presentation(found.dpop_jkt, scheme, proof)
         if OPENID not in found.scopes:
             raise InsufficientScope("userinfo needs a token with the openid scope", OPENID)

@@ -17,6 +17,7 @@ from donjon.plugins.oidc.provider import provider_of
 from tests.api.conftest import Api
 from tests.plugins.oidc.dpop_support import DPoPKey, hs256_proof, unsigned_proof
 from tests.plugins.oidc.login_support import (
+    OIDC,
     REDIRECT,
     App,
     add_person,
@@ -37,6 +38,8 @@ from tests.plugins.oidc.support import (
     project,
     second_instance,
 )
+from tests.plugins.oidc.test_device_code import DEVICE_GRANT, device_app
+from tests.plugins.oidc.test_device_code import start as start_device
 
 pytestmark = pytest.mark.anyio
 
@@ -408,14 +411,15 @@ async def test_userinfo_refuses_dpop_presentations_that_do_not_prove_the_key(
         ),
         "reused": (at, used, "invalid_dpop_proof"),
         "unbound-token": (unbound, key.proof("GET", url, access_token=unbound), "invalid_token"),
+        "unknown-token": ("x" * 43, key.proof("GET", url, access_token="x" * 43), "invalid_token"),
     }
     for case, (token_, proof, error) in cases.items():
         r = await userinfo(api, "DPoP", token_, proof)
         assert r.status_code == 401, (case, r.text)
         assert r.json()["error"] == error, (case, r.text)
-        if error == "invalid_dpop_proof":
+        if case != "unbound-token":
             challenge = r.headers["www-authenticate"]
-            assert challenge.startswith('DPoP error="invalid_dpop_proof"'), (case, challenge)
+            assert challenge.startswith(f'DPoP error="{error}"'), (case, challenge)
 
 
 # Refresh tokens
@@ -585,3 +589,40 @@ async def test_a_bound_subject_token_is_exchanged_only_with_a_proof_of_its_key(a
     r = await dpop_token(api, form, proof, auth=app.basic())
     assert r.status_code == 200, r.text
     assert r.json()["token_type"] == "DPoP"
+
+
+# Device authorization (RFC 8628): the polling request's proof binds the tokens
+
+
+async def test_the_device_flow_binds_its_tokens_to_the_polling_key(api: Api) -> None:
+    app = await device_app(api)
+    await add_person(api)
+    started = await start_device(api, app)
+    typed = started["user_code"]
+    got = (await api.ok(OIDC, "GetDeviceAuthorizationRequest", {"userCode": typed}))[
+        "deviceAuthorizationRequest"
+    ]
+    s = await session(api)
+    await api.ok(
+        OIDC,
+        "AuthorizeOrDenyDeviceAuthorization",
+        {
+            "deviceAuthorizationId": got["id"],
+            "session": {"sessionId": s["sessionId"], "sessionToken": s["sessionToken"]},
+        },
+    )
+    key = DPoPKey()
+    form = {
+        "grant_type": DEVICE_GRANT,
+        "device_code": started["device_code"],
+        "client_id": app.client_id,
+    }
+    r = await dpop_token(api, form, key.proof("POST", token_endpoint(api)))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["token_type"] == "DPoP"
+    at = body["access_token"]
+    assert (await userinfo(api, "DPoP", at, userinfo_proof(api, key, at))).status_code == 200
+    # A public client: the refresh token is bound to the key as well.
+    refresh = {"grant_type": "refresh_token", "client_id": app.client_id}
+    refused(await dpop_token(api, {**refresh, "refresh_token": body["refresh_token"]}, None))
