@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import select
 
 from donjon.core import ids
 from donjon.core.api.application_service import app_state, service
@@ -30,8 +30,15 @@ from donjon.core.api.connect import (
     not_found,
     timestamp,
 )
-from donjon.core.api.project_service import pagination, readable
-from donjon.core.api.queries import PaginationRequest, paging
+from donjon.core.api.project_service import readable
+from donjon.core.api.queries import (
+    PaginationRequest,
+    ordering,
+    pagination,
+    paging,
+    read_page,
+    sort_column,
+)
 from donjon.core.api.user_service_machine import expiration
 from donjon.core.identity import app_keys, user_keys
 from donjon.core.identity.app_keys import KeyPrecondition, app_keys_table
@@ -180,7 +187,7 @@ async def list_application_keys(call: Call, req: ListApplicationKeysRequest) -> 
     """Search the application keys the caller may read."""
     offset, limit, asc = paging(req.pagination, "pagination")
     t = app_keys_table
-    sort = {
+    sorts = {
         None: t.c.created_at,
         "APPLICATION_KEYS_SORT_BY_ID": t.c.id,
         "APPLICATION_KEYS_SORT_BY_PROJECT_ID": t.c.project_id,
@@ -189,24 +196,16 @@ async def list_application_keys(call: Call, req: ListApplicationKeysRequest) -> 
         "APPLICATION_KEYS_SORT_BY_ORGANIZATION_ID": t.c.resource_owner,
         "APPLICATION_KEYS_SORT_BY_EXPIRATION": t.c.expiration,
         "APPLICATION_KEYS_SORT_BY_TYPE": t.c.key_type,
-    }.get(req.sorting_column)
-    if sort is None:
-        raise invalid("sortingColumn", f"unknown column {req.sorting_column!r}")
+    }
+    sort = sort_column(sorts, req.sorting_column)
     conditions: list[Any] = [t.c.instance_id == call.instance_id]
     conditions += [_key_filter(f, i) for i, f in enumerate(req.filters)]
     visible = await readable(call, "project.app.read", t.c.resource_owner, t.c.project_id)
     if visible is not None:
         conditions.append(visible)
-    order = [sort.asc() if asc else sort.desc(), t.c.id.asc() if asc else t.c.id.desc()]
+    order = ordering(asc, sort, t.c.id)
     async with call.runtime.db.read() as conn:
-        total = (
-            await conn.execute(select(func.count()).select_from(t).where(and_(*conditions)))
-        ).scalar_one()
-        rows = (
-            await conn.execute(
-                select(t).where(and_(*conditions)).order_by(*order).offset(offset).limit(limit)
-            )
-        ).all()
+        total, rows = await read_page(conn, t, conditions, order, offset, limit)
     return {"keys": [_key(r) for r in rows], "pagination": pagination(total, limit)}
 
 

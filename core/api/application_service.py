@@ -15,8 +15,6 @@ import base64
 import binascii
 from typing import Any
 
-from sqlalchemy import and_, func, select
-
 from donjon.core import ids
 from donjon.core.api.connect import (
     Call,
@@ -27,8 +25,15 @@ from donjon.core.api.connect import (
     not_found,
     timestamp,
 )
-from donjon.core.api.project_service import filter_text, pagination, project_state, readable
-from donjon.core.api.queries import PaginationRequest, paging
+from donjon.core.api.project_service import filter_text, project_state, readable
+from donjon.core.api.queries import (
+    PaginationRequest,
+    ordering,
+    pagination,
+    paging,
+    read_page,
+    sort_column,
+)
 from donjon.core.identity import app_config, apps, secrets
 from donjon.core.identity.app_config import ConfigError
 
@@ -595,29 +600,21 @@ async def list_applications(call: Call, req: ListApplicationsRequest) -> dict[st
     t = apps.apps_table
     conditions: list[Any] = [t.c.instance_id == call.instance_id]
     conditions += [_app_filter(f, i) for i, f in enumerate(req.filters)]
-    sort = {
+    sorts = {
         None: t.c.created_at,
         "APPLICATION_SORT_BY_ID": t.c.id,
         "APPLICATION_SORT_BY_NAME": t.c.name,
         "APPLICATION_SORT_BY_STATE": t.c.state,
         "APPLICATION_SORT_BY_CREATION_DATE": t.c.created_at,
         "APPLICATION_SORT_BY_CHANGE_DATE": t.c.changed_at,
-    }.get(req.sorting_column)
-    if sort is None:
-        raise invalid("sortingColumn", f"unknown column {req.sorting_column!r}")
+    }
+    sort = sort_column(sorts, req.sorting_column)
     visible = await readable(call, "project.app.read", t.c.resource_owner, t.c.project_id)
     if visible is not None:
         conditions.append(visible)
-    order = [sort.asc() if asc else sort.desc(), t.c.id.asc() if asc else t.c.id.desc()]
+    order = ordering(asc, sort, t.c.id)
     async with call.runtime.db.read() as conn:
-        total = (
-            await conn.execute(select(func.count()).select_from(t).where(and_(*conditions)))
-        ).scalar_one()
-        rows = (
-            await conn.execute(
-                select(t).where(and_(*conditions)).order_by(*order).offset(offset).limit(limit)
-            )
-        ).all()
+        total, rows = await read_page(conn, t, conditions, order, offset, limit)
     return {
         "applications": [application(r) for r in rows],
         "pagination": pagination(total, limit),

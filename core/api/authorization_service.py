@@ -13,13 +13,22 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.sql import ColumnElement
 
 from donjon.core import ids
 from donjon.core.api.auth import projects_with_permission
 from donjon.core.api.connect import Call, ConnectError, Message, Service, invalid, timestamp
-from donjon.core.api.queries import TEXT_METHODS, PaginationRequest, paging, text_condition
+from donjon.core.api.queries import (
+    TEXT_METHODS,
+    PaginationRequest,
+    ordering,
+    pagination,
+    paging,
+    read_page,
+    sort_column,
+    text_condition,
+)
 from donjon.core.identity import authorizations, projects
 from donjon.core.identity.authorizations import (
     AuthorizationState,
@@ -310,9 +319,7 @@ def _filter(f: AuthorizationsSearchFilter, i: int) -> ColumnElement[bool]:
 async def list_authorizations(call: Call, req: ListAuthorizationsRequest) -> dict[str, Any]:
     """Search the authorizations the caller may read (its own included)."""
     offset, limit, asc = paging(req.pagination, "pagination")
-    sort = SORT_COLUMNS.get(req.sorting_column)
-    if sort is None:
-        raise invalid("sortingColumn", f"unknown column {req.sorting_column!r}")
+    sort = sort_column(SORT_COLUMNS, req.sorting_column)
     a = authorizations_table
     conditions: list[Any] = [a.c.instance_id == call.instance_id]
     conditions += [_filter(f, i) for i, f in enumerate(req.filters)]
@@ -343,7 +350,7 @@ async def list_authorizations(call: Call, req: ListAuthorizationsRequest) -> dic
             (_projects.c.instance_id == a.c.instance_id) & (_projects.c.id == a.c.project_id),
         )
     )
-    order = [sort.asc() if asc else sort.desc(), a.c.id.asc() if asc else a.c.id.desc()]
+    order = ordering(asc, sort, a.c.id)
     columns = [
         a,
         _users.c.username,
@@ -354,22 +361,11 @@ async def list_authorizations(call: Call, req: ListAuthorizationsRequest) -> dic
         _projects.c.name.label("project_name"),
     ]
     async with call.runtime.db.read() as conn:
-        total = (
-            await conn.execute(select(func.count()).select_from(joined).where(and_(*conditions)))
-        ).scalar_one()
-        rows = (
-            await conn.execute(
-                select(*columns)
-                .select_from(joined)
-                .where(and_(*conditions))
-                .order_by(*order)
-                .offset(offset)
-                .limit(limit)
-            )
-        ).all()
+        query = select(*columns).select_from(joined)
+        total, rows = await read_page(conn, joined, conditions, order, offset, limit, query)
         roles = await _roles(conn, call.instance_id, [row.id for row in rows])
     return {
-        "pagination": {"totalResult": str(total), "appliedLimit": str(limit)},
+        "pagination": pagination(total, limit),
         "authorizations": [_authorization_json(row, roles.get(row.id, [])) for row in rows],
     }
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import select
 
 from donjon.core.api.connect import (
     Call,
@@ -29,7 +29,14 @@ from donjon.core.api.connect import (
     not_found,
     timestamp,
 )
-from donjon.core.api.queries import PaginationRequest, paging, text_condition
+from donjon.core.api.queries import (
+    PaginationRequest,
+    ordering,
+    pagination,
+    paging,
+    read_page,
+    text_condition,
+)
 from donjon.core.instance import (
     InstanceState,
     add_custom_domain,
@@ -209,10 +216,6 @@ def donjon_version() -> str:
         return ""
 
 
-def pagination_response(total: int, limit: int) -> dict[str, str]:
-    return {"totalResult": str(total), "appliedLimit": str(limit)}
-
-
 def custom_domain(row: Any) -> dict[str, Any]:
     return {
         "instanceId": row.instance_id,
@@ -308,7 +311,7 @@ async def list_instances(call: Call, req: ListInstancesRequest) -> dict[str, Any
     found = [instance] if matches else []
     return {
         "instances": found[offset : offset + limit],
-        "pagination": pagination_response(len(found), limit),
+        "pagination": pagination(len(found), limit),
     }
 
 
@@ -354,19 +357,12 @@ async def list_custom_domains(call: Call, req: ListCustomDomainsRequest) -> dict
         else:
             raise invalid(f"filters.{i}", "set one of domainFilter, generatedFilter, primaryFilter")
     sort = d.c[column]
-    order = [sort.asc() if asc else sort.desc(), d.c.domain.asc() if asc else d.c.domain.desc()]
+    order = ordering(asc, sort, d.c.domain)
     async with call.runtime.db.read() as conn:
-        total = (
-            await conn.execute(select(func.count()).select_from(d).where(and_(*conditions)))
-        ).scalar_one()
-        rows = (
-            await conn.execute(
-                select(d).where(and_(*conditions)).order_by(*order).offset(offset).limit(limit)
-            )
-        ).all()
+        total, rows = await read_page(conn, d, conditions, order, offset, limit)
     return {
         "domains": [custom_domain(r) for r in rows],
-        "pagination": pagination_response(total, limit),
+        "pagination": pagination(total, limit),
     }
 
 
@@ -439,16 +435,9 @@ async def list_trusted_domains(call: Call, req: ListTrustedDomainsRequest) -> di
             )
         )
     sort = t.c[column]
-    order = [sort.asc() if asc else sort.desc(), t.c.domain.asc() if asc else t.c.domain.desc()]
+    order = ordering(asc, sort, t.c.domain)
     async with call.runtime.db.read() as conn:
-        total = (
-            await conn.execute(select(func.count()).select_from(t).where(and_(*conditions)))
-        ).scalar_one()
-        rows = (
-            await conn.execute(
-                select(t).where(and_(*conditions)).order_by(*order).offset(offset).limit(limit)
-            )
-        ).all()
+        total, rows = await read_page(conn, t, conditions, order, offset, limit)
     return {
         "trustedDomain": [
             {
@@ -458,7 +447,7 @@ async def list_trusted_domains(call: Call, req: ListTrustedDomainsRequest) -> di
             }
             for r in rows
         ],
-        "pagination": pagination_response(total, limit),
+        "pagination": pagination(total, limit),
     }
 
 

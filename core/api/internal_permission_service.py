@@ -34,7 +34,14 @@ from donjon.core.api.connect import (
     parse_timestamp,
     timestamp,
 )
-from donjon.core.api.queries import PaginationRequest, paging
+from donjon.core.api.queries import (
+    PaginationRequest,
+    ordering,
+    pagination,
+    paging,
+    read_page,
+    sort_column,
+)
 from donjon.core.identity import members, orgs, projects
 from donjon.core.identity.members import INSTANCE, ORG, PROJECT, members_table
 from donjon.core.identity.users import users_table
@@ -395,9 +402,7 @@ async def _visible(call: Call) -> ColumnElement[bool]:
 async def list_administrators(call: Call, req: ListAdministratorsRequest) -> dict[str, Any]:
     """Search the administrators the caller may read (its own roles included)."""
     offset, limit, asc = paging(req.pagination, "pagination")
-    sort = SORT_COLUMNS.get(req.sorting_column)
-    if sort is None:
-        raise invalid("sortingColumn", f"unknown column {req.sorting_column!r}")
+    sort = sort_column(SORT_COLUMNS, req.sorting_column)
     t = members_table
     conditions: list[Any] = [t.c.instance_id == call.instance_id]
     conditions += [_filter(f, f"filters.{i}") for i, f in enumerate(req.filters)]
@@ -433,26 +438,12 @@ async def list_administrators(call: Call, req: ListAdministratorsRequest) -> dic
         _orgs.c.name.label("org_name"),
         _projects.c.name.label("project_name"),
     ]
-    order = [
-        sort.asc() if asc else sort.desc(),
-        *(c.asc() if asc else c.desc() for c in (t.c.scope, t.c.resource_id, t.c.user_id)),
-    ]
+    order = ordering(asc, sort, t.c.scope, t.c.resource_id, t.c.user_id)
     async with call.runtime.db.read() as conn:
-        total = (
-            await conn.execute(select(func.count()).select_from(joined).where(and_(*conditions)))
-        ).scalar_one()
-        rows = (
-            await conn.execute(
-                select(*columns)
-                .select_from(joined)
-                .where(and_(*conditions))
-                .order_by(*order)
-                .offset(offset)
-                .limit(limit)
-            )
-        ).all()
+        query = select(*columns).select_from(joined)
+        total, rows = await read_page(conn, joined, conditions, order, offset, limit, query)
     return {
-        "pagination": {"totalResult": str(total), "appliedLimit": str(limit)},
+        "pagination": pagination(total, limit),
         "administrators": [_administrator_json(row) for row in rows],
     }
 

@@ -17,11 +17,16 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from sqlalchemy import func, select
-
 from donjon.core.api.connect import Call, ConnectError, Message, invalid, not_found, timestamp
 from donjon.core.api.org_service import org_state, service
-from donjon.core.api.queries import PaginationRequest, paging, text_condition
+from donjon.core.api.queries import (
+    PaginationRequest,
+    ordering,
+    pagination,
+    paging,
+    read_page,
+    text_condition,
+)
 from donjon.core.events import AggregateChanges
 from donjon.core.identity import orgs, policies, secrets
 
@@ -136,21 +141,11 @@ async def list_organization_domains(
         "DOMAIN_FIELD_NAME_PRIMARY": t.c.is_primary,
         "DOMAIN_FIELD_NAME_VERIFIED": t.c.is_verified,
     }.get(req.sorting_column or "", t.c.created_at)
+    order = [*ordering(asc, sort), t.c.domain]
     async with call.runtime.db.read() as conn:
-        total = (
-            await conn.execute(select(func.count()).select_from(t).where(*conditions))
-        ).scalar_one()
-        rows = (
-            await conn.execute(
-                select(t)
-                .where(*conditions)
-                .order_by(sort.asc() if asc else sort.desc(), t.c.domain)
-                .offset(offset)
-                .limit(limit)
-            )
-        ).all()
+        total, rows = await read_page(conn, t, conditions, order, offset, limit)
     return {
-        "pagination": {"totalResult": str(total), "appliedLimit": str(limit)},
+        "pagination": pagination(total, limit),
         "domains": [
             {
                 "organizationId": r.org_id,

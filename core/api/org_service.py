@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import or_, select
 
 from donjon.core import ids
 from donjon.core.api.connect import (
@@ -19,7 +19,14 @@ from donjon.core.api.connect import (
     not_found,
     timestamp,
 )
-from donjon.core.api.queries import ListQuery, paging, text_condition
+from donjon.core.api.queries import (
+    ListQuery,
+    ordering,
+    paging,
+    read_page,
+    sort_column,
+    text_condition,
+)
 from donjon.core.api.user_service_create import codes as new_user_codes
 from donjon.core.api.user_service_create import plan_org_admin
 from donjon.core.events import AggregateChanges
@@ -219,24 +226,16 @@ async def list_organizations(call: Call, req: ListOrganizationsRequest) -> dict[
     visible = await call.visible_orgs("org.read")
     if visible is not None:
         conditions.append(t.c.id.in_(visible) if visible else or_(False))
-    sort = {
+    sorts = {
         None: t.c.created_at,
         "ORGANIZATION_FIELD_NAME_UNSPECIFIED": t.c.created_at,
         "ORGANIZATION_FIELD_NAME_CREATION_DATE": t.c.created_at,
         "ORGANIZATION_FIELD_NAME_NAME": t.c.name,
-    }.get(req.sorting_column)
-    if sort is None:
-        raise invalid("sortingColumn", f"unknown column {req.sorting_column!r}")
-    order = [sort.asc() if asc else sort.desc(), t.c.id.asc() if asc else t.c.id.desc()]
+    }
+    sort = sort_column(sorts, req.sorting_column)
+    order = ordering(asc, sort, t.c.id)
     async with call.runtime.db.read() as conn:
-        total = (
-            await conn.execute(select(func.count()).select_from(t).where(and_(*conditions)))
-        ).scalar_one()
-        rows = (
-            await conn.execute(
-                select(t).where(and_(*conditions)).order_by(*order).offset(offset).limit(limit)
-            )
-        ).all()
+        total, rows = await read_page(conn, t, conditions, order, offset, limit)
     return {
         "details": list_details(total),
         "sortingColumn": req.sorting_column or "ORGANIZATION_FIELD_NAME_UNSPECIFIED",

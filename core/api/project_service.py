@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, false, func, or_, select
+from sqlalchemy import false, or_, select
 
 from donjon.core import ids
 from donjon.core.api.auth import projects_with_permission
@@ -25,7 +25,15 @@ from donjon.core.api.connect import (
     not_found,
     timestamp,
 )
-from donjon.core.api.queries import PaginationRequest, paging, text_condition
+from donjon.core.api.queries import (
+    PaginationRequest,
+    ordering,
+    pagination,
+    paging,
+    read_page,
+    sort_column,
+    text_condition,
+)
 from donjon.core.events import AggregateChanges
 from donjon.core.identity import members, orgs, projects
 
@@ -171,10 +179,6 @@ def filter_text(column: Any, value: str, method: str | None, field_name: str) ->
         raise invalid(f"{field_name}.method", f"unknown method {method!r}")
     legacy = (method or "TEXT_FILTER_METHOD_EQUALS").replace("_FILTER_", "_QUERY_")
     return text_condition(column, value, legacy, field_name)
-
-
-def pagination(total: int, limit: int) -> dict[str, str]:
-    return {"totalResult": str(total), "appliedLimit": str(limit)}
 
 
 async def readable(call: Call, permission: str, owner_column: Any, project_column: Any) -> Any:
@@ -348,29 +352,21 @@ async def list_projects(call: Call, req: ListProjectsRequest) -> dict[str, Any]:
     t = projects.projects_table
     conditions: list[Any] = [t.c.instance_id == call.instance_id]
     conditions += [_project_filter(f, i) for i, f in enumerate(req.filters)]
-    sort = {
+    sorts = {
         None: t.c.created_at,
         "PROJECT_FIELD_NAME_UNSPECIFIED": t.c.created_at,
         "PROJECT_FIELD_NAME_ID": t.c.id,
         "PROJECT_FIELD_NAME_CREATION_DATE": t.c.created_at,
         "PROJECT_FIELD_NAME_CHANGE_DATE": t.c.changed_at,
         "PROJECT_FIELD_NAME_NAME": t.c.name,
-    }.get(req.sorting_column)
-    if sort is None:
-        raise invalid("sortingColumn", f"unknown column {req.sorting_column!r}")
+    }
+    sort = sort_column(sorts, req.sorting_column)
     visible = await readable(call, "project.read", t.c.resource_owner, t.c.id)
     if visible is not None:
         conditions.append(visible)
-    order = [sort.asc() if asc else sort.desc(), t.c.id.asc() if asc else t.c.id.desc()]
+    order = ordering(asc, sort, t.c.id)
     async with call.runtime.db.read() as conn:
-        total = (
-            await conn.execute(select(func.count()).select_from(t).where(and_(*conditions)))
-        ).scalar_one()
-        rows = (
-            await conn.execute(
-                select(t).where(and_(*conditions)).order_by(*order).offset(offset).limit(limit)
-            )
-        ).all()
+        total, rows = await read_page(conn, t, conditions, order, offset, limit)
     return {"pagination": pagination(total, limit), "projects": [project(r) for r in rows]}
 
 
@@ -511,15 +507,14 @@ async def list_project_roles(call: Call, req: ListProjectRolesRequest) -> dict[s
     t = projects.project_roles_table
     conditions: list[Any] = [t.c.instance_id == call.instance_id, t.c.project_id == req.project_id]
     conditions += [_role_filter(f, i) for i, f in enumerate(req.filters)]
-    sort = {
+    sorts = {
         None: t.c.created_at,
         "PROJECT_ROLE_FIELD_NAME_UNSPECIFIED": t.c.created_at,
         "PROJECT_ROLE_FIELD_NAME_KEY": t.c.key,
         "PROJECT_ROLE_FIELD_NAME_CREATION_DATE": t.c.created_at,
         "PROJECT_ROLE_FIELD_NAME_CHANGE_DATE": t.c.changed_at,
-    }.get(req.sorting_column)
-    if sort is None:
-        raise invalid("sortingColumn", f"unknown column {req.sorting_column!r}")
+    }
+    sort = sort_column(sorts, req.sorting_column)
     if not req.project_id:
         raise invalid("projectId", "is required")
     async with call.runtime.db.read() as conn:
@@ -529,16 +524,9 @@ async def list_project_roles(call: Call, req: ListProjectRolesRequest) -> dict[s
     await call.require(
         "project.role.read", org_id=str(owner["resource_owner"]), project_id=req.project_id
     )
-    order = [sort.asc() if asc else sort.desc(), t.c.key.asc() if asc else t.c.key.desc()]
+    order = ordering(asc, sort, t.c.key)
     async with call.runtime.db.read() as conn:
-        total = (
-            await conn.execute(select(func.count()).select_from(t).where(and_(*conditions)))
-        ).scalar_one()
-        rows = (
-            await conn.execute(
-                select(t).where(and_(*conditions)).order_by(*order).offset(offset).limit(limit)
-            )
-        ).all()
+        total, rows = await read_page(conn, t, conditions, order, offset, limit)
     return {
         "pagination": pagination(total, limit),
         "projectRoles": [project_role(r) for r in rows],

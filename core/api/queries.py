@@ -1,10 +1,13 @@
-"""What list methods share: paging (`query`/`pagination`) and text query methods."""
+"""What list methods share: paging (`query`/`pagination`), sorting, counting and
+reading one page, and text query methods."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Boolean, ColumnElement, func
+from sqlalchemy import Boolean, ColumnElement, Row, and_, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement as _Element
 
@@ -61,6 +64,47 @@ def paging(
     if limit > MAX_LIMIT:
         raise invalid(f"{field_name}.limit", f"must be at most {MAX_LIMIT}")
     return offset, limit, bool(query.asc)
+
+
+def sort_column(columns: Mapping[str | None, Any], name: str | None) -> Any:
+    """The column a list request's `sortingColumn` names (None: its default); else a 400."""
+    sort = columns.get(name)
+    if sort is None:
+        raise invalid("sortingColumn", f"unknown column {name!r}")
+    return sort
+
+
+def ordering(asc: bool, *columns: Any) -> list[Any]:
+    """ORDER BY terms: each column in the request's direction (later ones break ties)."""
+    return [c.asc() if asc else c.desc() for c in columns]
+
+
+async def read_page(
+    conn: AsyncConnection,
+    source: Any,
+    conditions: Sequence[Any],
+    order: Sequence[Any],
+    offset: int,
+    limit: int,
+    query: Any = None,
+) -> tuple[int, Sequence[Row[Any]]]:
+    """(total, rows): how many rows of `source` match, and the page asked for.
+
+    `query` selects the page's columns (all of `source` when absent); it is
+    counted over `source` alone, which must hold one row per result.
+    """
+    where = and_(*conditions)
+    total = (await conn.execute(select(func.count()).select_from(source).where(where))).scalar_one()
+    if query is None:
+        query = select(source)
+    page = query.where(where).order_by(*order).offset(offset).limit(limit)
+    rows = (await conn.execute(page)).all()
+    return total, rows
+
+
+def pagination(total: int, limit: int) -> dict[str, str]:
+    """The `pagination` of a newer v2 list response (PaginationResponse)."""
+    return {"totalResult": str(total), "appliedLimit": str(limit)}
 
 
 class PrefixRange(_Element[bool]):

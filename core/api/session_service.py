@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, or_, select
 
 from donjon.core.api.connect import (
     Call,
@@ -34,7 +34,13 @@ from donjon.core.api.connect import (
     parse_timestamp,
     timestamp,
 )
-from donjon.core.api.queries import ListQuery, paging
+from donjon.core.api.queries import (
+    ListQuery,
+    ordering,
+    paging,
+    read_page,
+    sort_column,
+)
 from donjon.core.identity import secrets, session_commands
 from donjon.core.identity.session_commands import SessionChanges, SessionResult
 from donjon.core.identity.sessions import FACTOR_EVENTS, SessionState, sessions_table
@@ -420,13 +426,12 @@ async def list_sessions(call: Call, req: ListSessionsRequest) -> dict[str, Any]:
     """Search the sessions the caller may read, its own and those it created."""
     offset, limit, asc = paging(req.query)
     s = sessions_table
-    sort = {
+    sorts = {
         None: s.c.created_at,
         "SESSION_FIELD_NAME_UNSPECIFIED": s.c.created_at,
         "SESSION_FIELD_NAME_CREATION_DATE": s.c.created_at,
-    }.get(req.sorting_column)
-    if sort is None:
-        raise invalid("sortingColumn", f"unknown column {req.sorting_column!r}")
+    }
+    sort = sort_column(sorts, req.sorting_column)
     conditions: list[Any] = [s.c.instance_id == call.instance_id]
     conditions += [_search_condition(call, q, i) for i, q in enumerate(req.queries)]
     visible = await call.visible_orgs("session.read")
@@ -438,14 +443,7 @@ async def list_sessions(call: Call, req: ListSessionsRequest) -> dict[str, Any]:
                 s.c.creator == call.user_id,
             )
         )
-    order = [sort.asc() if asc else sort.desc(), s.c.id.asc() if asc else s.c.id.desc()]
+    order = ordering(asc, sort, s.c.id)
     async with call.runtime.db.read() as conn:
-        total = (
-            await conn.execute(select(func.count()).select_from(s).where(and_(*conditions)))
-        ).scalar_one()
-        rows = (
-            await conn.execute(
-                _select().where(and_(*conditions)).order_by(*order).offset(offset).limit(limit)
-            )
-        ).all()
+        total, rows = await read_page(conn, s, conditions, order, offset, limit, _select())
     return {"details": list_details(total), "sessions": await _messages(call, list(rows))}

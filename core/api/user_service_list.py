@@ -14,7 +14,14 @@ from typing import Any
 from sqlalchemy import and_, exists, false, func, not_, or_, select
 
 from donjon.core.api.connect import Call, Message, invalid, list_details
-from donjon.core.api.queries import ListQuery, paging, text_condition
+from donjon.core.api.queries import (
+    ListQuery,
+    ordering,
+    paging,
+    read_page,
+    sort_column,
+    text_condition,
+)
 from donjon.core.api.user_service_shared import STATES, service, user_messages
 from donjon.core.identity.orgs import org_domains_table
 from donjon.core.identity.user_metadata import metadata_table
@@ -209,22 +216,13 @@ async def list_users(call: Call, req: ListUsersRequest) -> dict[str, Any]:
     offset, limit, asc = paging(req.query)
     conditions: list[Any] = [u.c.instance_id == call.instance_id]
     conditions += [condition(q, f"queries.{i}") for i, q in enumerate(req.queries)]
-    if req.sorting_column not in SORTING:
-        raise invalid("sortingColumn", f"unknown column {req.sorting_column!r}")
+    sort = sort_column(SORTING, req.sorting_column)
     visible = await call.visible_orgs("user.read")
     if visible is not None:
         conditions.append(or_(u.c.resource_owner.in_(visible), u.c.id == call.user_id))
-    sort = SORTING[req.sorting_column]
-    order = [sort.asc() if asc else sort.desc(), u.c.id.asc() if asc else u.c.id.desc()]
+    order = ordering(asc, sort, u.c.id)
     async with call.runtime.db.read() as conn:
-        total = (
-            await conn.execute(select(func.count()).select_from(u).where(and_(*conditions)))
-        ).scalar_one()
-        rows = (
-            await conn.execute(
-                select(u).where(and_(*conditions)).order_by(*order).offset(offset).limit(limit)
-            )
-        ).all()
+        total, rows = await read_page(conn, u, conditions, order, offset, limit)
     return {
         "details": list_details(total),
         "sortingColumn": req.sorting_column or "USER_FIELD_NAME_UNSPECIFIED",

@@ -16,7 +16,7 @@ import base64
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, func, literal, or_, select
+from sqlalchemy import Table, func, literal, or_, select
 
 from donjon.core import ids
 from donjon.core.api.connect import (
@@ -27,7 +27,14 @@ from donjon.core.api.connect import (
     parse_timestamp,
     timestamp,
 )
-from donjon.core.api.queries import PaginationRequest, paging
+from donjon.core.api.queries import (
+    PaginationRequest,
+    ordering,
+    pagination,
+    paging,
+    read_page,
+    sort_column,
+)
 from donjon.core.api.user_service_shared import authorize, load_user, precondition, service
 from donjon.core.events import Event
 from donjon.core.eventstore.schema import UTCDateTime
@@ -281,19 +288,17 @@ async def list_credentials(
     sorting.update({f"{prefix}_{k.upper()}": k for k in columns})
     sorting[f"{prefix}_CREATED_DATE"] = "created_date"
     sorting[f"{prefix}_KEY_EXPIRATION_DATE"] = "expiration_date"
-    if req.sorting_column not in sorting:
-        raise invalid("sortingColumn", f"unknown column {req.sorting_column!r}")
-    sort = columns[sorting[req.sorting_column]]
+    sort = columns[sort_column(sorting, req.sorting_column)]
     visible = await call.visible_orgs("user.read")
     if visible is not None:
         conditions.append(or_(owner.in_(visible), table.c.user_id == call.user_id))
-    base = select(table, owner.label("org_id")).select_from(_joined(table)).where(and_(*conditions))
-    order = [sort.asc() if asc else sort.desc(), table.c.id.asc() if asc else table.c.id.desc()]
+    joined = _joined(table)
+    query = select(table, owner.label("org_id")).select_from(joined)
+    order = ordering(asc, sort, table.c.id)
     async with call.runtime.db.read() as conn:
-        total = (await conn.execute(select(func.count()).select_from(base.subquery()))).scalar_one()
-        rows = (await conn.execute(base.order_by(*order).offset(offset).limit(limit))).all()
+        total, rows = await read_page(conn, joined, conditions, order, offset, limit, query)
     return {
-        "pagination": {"totalResult": str(total), "appliedLimit": str(limit)},
+        "pagination": pagination(total, limit),
         "result": [
             {
                 "creationDate": timestamp(r.created_at),

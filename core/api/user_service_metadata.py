@@ -9,10 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import select
 
 from donjon.core.api.connect import Call, ConnectError, Message, invalid, timestamp
-from donjon.core.api.queries import PaginationRequest, paging, text_condition
+from donjon.core.api.queries import (
+    PaginationRequest,
+    pagination,
+    paging,
+    read_page,
+    text_condition,
+)
 from donjon.core.api.user_service_shared import MetadataEntry, authorize, load_user, service
 from donjon.core.api.user_service_shared import field as checked
 from donjon.core.events import Event
@@ -96,19 +102,9 @@ async def list_user_metadata(call: Call, req: ListUserMetadataRequest) -> dict[s
     # Keys read best in order: ascending unless the caller asks otherwise.
     order = m.c.key.desc() if req.pagination is not None and not asc else m.c.key.asc()
     async with call.runtime.db.read() as conn:
-        total = (
-            await conn.execute(select(func.count()).select_from(m).where(and_(*conditions)))
-        ).scalar_one()
-        rows = (
-            await conn.execute(
-                select(m.c.key, m.c.value)
-                .where(and_(*conditions))
-                .order_by(order)
-                .offset(offset)
-                .limit(limit)
-            )
-        ).all()
+        query = select(m.c.key, m.c.value)
+        total, rows = await read_page(conn, m, conditions, [order], offset, limit, query)
     return {
-        "pagination": {"totalResult": str(total), "appliedLimit": str(limit)},
+        "pagination": pagination(total, limit),
         "metadata": [{"key": r.key, "value": r.value} for r in rows],
     }
