@@ -36,8 +36,8 @@ from donjon.core.identity.projects import (
     projects_table,
 )
 from donjon.core.identity.writemodel import applies
-from donjon.core.projections.base import Projection, handles, projection_metadata
-from donjon.core.projections.statements import Patch, Put, Remove, RemoveWhere
+from donjon.core.projections.base import AggregateRows, handles, projection_metadata
+from donjon.core.projections.statements import Remove, RemoveWhere
 
 ACTIVE, INACTIVE, REMOVED = "active", "inactive", "removed"
 OIDC, SAML, API = "oidc", "saml", "api"
@@ -283,7 +283,7 @@ _ROW_DEFAULTS: dict[str, Any] = {
 _CONFIG_COLUMNS = frozenset(_ROW_DEFAULTS) - {"type"}
 
 
-class AppsProjection(Projection):
+class AppsProjection(AggregateRows):
     """The `apps` read model: every app with its kind's settings."""
 
     name = "apps"
@@ -293,32 +293,24 @@ class AppsProjection(Projection):
     inline = True
     tables = (apps_table,)
 
+    row_table = apps_table
+
     @staticmethod
     def _key(e: StoredEvent) -> dict[str, str]:
+        """An app's row: apps are events of their project's aggregate."""
         return {"instance_id": e.instance_id, "id": e.payload["app_id"]}
-
-    def _touch(self, e: StoredEvent, **values: object) -> Patch:
-        return Patch(
-            apps_table,
-            self._key(e),
-            {**values, "changed_at": e.created_at, "sequence": e.sequence},
-        )
 
     @handles(AppAdded.TYPE)
     def added(self, e: StoredEvent):  # type: ignore[no-untyped-def]
         return [
-            Put(
-                apps_table,
+            self._new_row(
+                e,
                 {
                     **_ROW_DEFAULTS,
-                    **self._key(e),
                     "project_id": e.aggregate_id,
                     "resource_owner": e.owner,
                     "name": e.payload["name"],
                     "state": ACTIVE,
-                    "created_at": e.created_at,
-                    "changed_at": e.created_at,
-                    "sequence": e.sequence,
                 },
             )
         ]

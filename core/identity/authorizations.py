@@ -30,8 +30,8 @@ from donjon.core.events import (
 )
 from donjon.core.eventstore.schema import UTCDateTime
 from donjon.core.identity.writemodel import WriteModel, applies
-from donjon.core.projections.base import Projection, handles, projection_metadata
-from donjon.core.projections.statements import Patch, Put, Remove, RemoveWhere
+from donjon.core.projections.base import AggregateRows, handles, projection_metadata
+from donjon.core.projections.statements import Put, Remove, RemoveWhere
 
 AGGREGATE = "usergrant"
 ACTIVE, INACTIVE, REMOVED = "active", "inactive", "removed"
@@ -135,17 +135,14 @@ Index(
 )
 
 
-class AuthorizationsProjection(Projection):
+class AuthorizationsProjection(AggregateRows):
     """`authorizations` and `authorization_roles`, written in the push transaction."""
 
     name = "authorizations"
     version = 1
     inline = True
     tables = (authorizations_table, authorization_roles_table)
-
-    @staticmethod
-    def _key(e: StoredEvent) -> dict[str, str]:
-        return {"instance_id": e.instance_id, "id": e.aggregate_id}
+    row_table = authorizations_table
 
     @staticmethod
     def _roles(e: StoredEvent, user_id: str, project_id: str) -> list[Put]:
@@ -164,29 +161,18 @@ class AuthorizationsProjection(Projection):
             for key in dict.fromkeys(e.payload.get("role_keys", []))
         ]
 
-    def _touch(self, e: StoredEvent, **values: object) -> Patch:
-        return Patch(
-            authorizations_table,
-            self._key(e),
-            {**values, "changed_at": e.created_at, "sequence": e.sequence},
-        )
-
     @handles(UserGrantAdded.TYPE)
     def added(self, e: StoredEvent):  # type: ignore[no-untyped-def]
         p = e.payload
         return [
-            Put(
-                authorizations_table,
+            self._new_row(
+                e,
                 {
-                    **self._key(e),
                     "user_id": p["user_id"],
                     "project_id": p["project_id"],
                     "project_grant_id": p.get("project_grant_id", ""),
                     "resource_owner": e.owner,
                     "state": ACTIVE,
-                    "created_at": e.created_at,
-                    "changed_at": e.created_at,
-                    "sequence": e.sequence,
                 },
             ),
             RemoveWhere(

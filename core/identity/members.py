@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from donjon.core.events import Aggregate, AggregateChanges, Event, StoredEvent
 from donjon.core.eventstore.schema import UTCDateTime
-from donjon.core.identity.writemodel import WriteModel, applies
+from donjon.core.identity.writemodel import WriteModel
 from donjon.core.projections.base import Projection, handles, projection_metadata
 from donjon.core.projections.statements import Patch, Put, Remove, RemoveWhere
 
@@ -261,10 +261,11 @@ members_table = Table(
 )
 
 
-def _key(e: StoredEvent, scope: str) -> dict[str, str]:
+def _key(e: StoredEvent) -> dict[str, str]:
+    """A member's row: the event's aggregate (instance, org or project) is its scope."""
     return {
         "instance_id": e.instance_id,
-        "scope": scope,
+        "scope": e.aggregate_type,
         "resource_id": e.aggregate_id,
         "user_id": e.payload["user_id"],
     }
@@ -276,12 +277,13 @@ class MembersProjection(Projection):
     inline = True
     tables = (members_table,)
 
-    def _added(self, e: StoredEvent, scope: str):  # type: ignore[no-untyped-def]
+    @handles(*(event.TYPE for event in ADDED.values()))
+    def added(self, e: StoredEvent):  # type: ignore[no-untyped-def]
         return [
             Put(
                 members_table,
                 {
-                    **_key(e, scope),
+                    **_key(e),
                     "roles": list(e.payload["roles"]),
                     "resource_owner": e.owner,
                     "created_at": e.created_at,
@@ -291,11 +293,12 @@ class MembersProjection(Projection):
             )
         ]
 
-    def _changed(self, e: StoredEvent, scope: str):  # type: ignore[no-untyped-def]
+    @handles(*(event.TYPE for event in CHANGED.values()))
+    def changed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
         return [
             Patch(
                 members_table,
-                _key(e, scope),
+                _key(e),
                 {
                     "roles": list(e.payload["roles"]),
                     "changed_at": e.created_at,
@@ -304,41 +307,9 @@ class MembersProjection(Projection):
             )
         ]
 
-    @handles(InstanceMemberAdded.TYPE)
-    def instance_added(self, e: StoredEvent):  # type: ignore[no-untyped-def]
-        return self._added(e, INSTANCE)
-
-    @handles(OrgMemberAdded.TYPE)
-    def org_added(self, e: StoredEvent):  # type: ignore[no-untyped-def]
-        return self._added(e, ORG)
-
-    @handles(ProjectMemberAdded.TYPE)
-    def project_added(self, e: StoredEvent):  # type: ignore[no-untyped-def]
-        return self._added(e, PROJECT)
-
-    @handles(InstanceMemberChanged.TYPE)
-    def instance_changed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
-        return self._changed(e, INSTANCE)
-
-    @handles(OrgMemberChanged.TYPE)
-    def org_changed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
-        return self._changed(e, ORG)
-
-    @handles(ProjectMemberChanged.TYPE)
-    def project_changed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
-        return self._changed(e, PROJECT)
-
-    @handles(InstanceMemberRemoved.TYPE)
-    def instance_removed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
-        return [Remove(members_table, _key(e, INSTANCE))]
-
-    @handles(OrgMemberRemoved.TYPE)
-    def org_removed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
-        return [Remove(members_table, _key(e, ORG))]
-
-    @handles(ProjectMemberRemoved.TYPE)
-    def project_removed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
-        return [Remove(members_table, _key(e, PROJECT))]
+    @handles(*(event.TYPE for event in REMOVED.values()))
+    def removed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return [Remove(members_table, _key(e))]
 
     # A removed user, org or project takes its memberships with it.
     @handles("user.removed")
@@ -414,58 +385,44 @@ async def memberships_of(conn: AsyncConnection, instance_id: str, user_id: str) 
 
 
 class _ResourceMembers(WriteModel):
-    """The members of one resource (instance, org or project) as commands see them."""
+    """The members of one resource (instance, org or project) as commands see them.
+
+    A subclass names its `scope`; the member events of that scope are its reducers.
+    """
 
     scope: ClassVar[str]
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.aggregate_type = cls.scope
+        cls._reducers = {
+            **cls._reducers,
+            ADDED[cls.scope].TYPE: "on_set",
+            CHANGED[cls.scope].TYPE: "on_set",
+            REMOVED[cls.scope].TYPE: "on_removed",
+        }
 
     def __init__(self, instance_id: str, aggregate_id: str) -> None:
         super().__init__(instance_id, aggregate_id)
         self.members: dict[str, list[str]] = {}  # user id -> roles
 
-    def _added(self, e: StoredEvent) -> None:
+    def on_set(self, e: StoredEvent) -> None:
         self.members[e.payload["user_id"]] = list(e.payload["roles"])
 
-    def _removed(self, e: StoredEvent) -> None:
+    def on_removed(self, e: StoredEvent) -> None:
         self.members.pop(e.payload["user_id"], None)
 
 
 class InstanceMembers(_ResourceMembers):
-    aggregate_type = INSTANCE
     scope = INSTANCE
-
-    @applies(InstanceMemberAdded.TYPE, InstanceMemberChanged.TYPE)
-    def on_set(self, e: StoredEvent) -> None:
-        self._added(e)
-
-    @applies(InstanceMemberRemoved.TYPE)
-    def on_removed(self, e: StoredEvent) -> None:
-        self._removed(e)
 
 
 class OrgMembers(_ResourceMembers):
-    aggregate_type = ORG
     scope = ORG
-
-    @applies(OrgMemberAdded.TYPE, OrgMemberChanged.TYPE)
-    def on_set(self, e: StoredEvent) -> None:
-        self._added(e)
-
-    @applies(OrgMemberRemoved.TYPE)
-    def on_removed(self, e: StoredEvent) -> None:
-        self._removed(e)
 
 
 class ProjectMembers(_ResourceMembers):
-    aggregate_type = PROJECT
     scope = PROJECT
-
-    @applies(ProjectMemberAdded.TYPE, ProjectMemberChanged.TYPE)
-    def on_set(self, e: StoredEvent) -> None:
-        self._added(e)
-
-    @applies(ProjectMemberRemoved.TYPE)
-    def on_removed(self, e: StoredEvent) -> None:
-        self._removed(e)
 
 
 MEMBER_STATES: dict[str, type[_ResourceMembers]] = {

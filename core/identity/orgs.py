@@ -24,7 +24,7 @@ from donjon.core.events import (
 )
 from donjon.core.eventstore.schema import UTCDateTime
 from donjon.core.identity.writemodel import WriteModel, applies
-from donjon.core.projections.base import Projection, handles, projection_metadata
+from donjon.core.projections.base import AggregateRows, handles, projection_metadata
 from donjon.core.projections.statements import Patch, PatchWhere, Put, Remove, RemoveWhere
 
 AGGREGATE = "org"
@@ -157,36 +157,17 @@ org_domains_table = Table(
 )
 
 
-class OrgsProjection(Projection):
+class OrgsProjection(AggregateRows):
     name = "orgs"
     version = 2
     inline = True
     tables = (orgs_table, org_domains_table)
-
-    @staticmethod
-    def _key(e: StoredEvent) -> dict[str, str]:
-        return {"instance_id": e.instance_id, "id": e.aggregate_id}
-
-    def _touch(self, e: StoredEvent, **values: object) -> Patch:
-        return Patch(
-            orgs_table, self._key(e), {**values, "changed_at": e.created_at, "sequence": e.sequence}
-        )
+    row_table = orgs_table
 
     @handles(OrgAdded.TYPE)
     def added(self, e: StoredEvent):  # type: ignore[no-untyped-def]
         return [
-            Put(
-                orgs_table,
-                {
-                    **self._key(e),
-                    "name": e.payload["name"],
-                    "state": ACTIVE,
-                    "primary_domain": "",
-                    "created_at": e.created_at,
-                    "changed_at": e.created_at,
-                    "sequence": e.sequence,
-                },
-            )
+            self._new_row(e, {"name": e.payload["name"], "state": ACTIVE, "primary_domain": ""})
         ]
 
     @handles(OrgChanged.TYPE)

@@ -33,7 +33,7 @@ from donjon.core.events import (
 from donjon.core.eventstore.schema import UTCDateTime
 from donjon.core.eventstore.store import EventStore
 from donjon.core.identity.writemodel import WriteModel, applies
-from donjon.core.projections.base import Projection, handles, projection_metadata
+from donjon.core.projections.base import AggregateRows, handles, projection_metadata
 from donjon.core.projections.statements import Patch, Put, Remove, RemoveWhere
 
 AGGREGATE = "project"
@@ -197,33 +197,22 @@ _SETTING_COLUMNS = {
 }
 
 
-class ProjectsProjection(Projection):
+class ProjectsProjection(AggregateRows):
     """The `projects` and `project_roles` read models."""
 
     name = "projects"
     version = 1
     inline = True
     tables = (projects_table, project_roles_table)
-
-    @staticmethod
-    def _key(e: StoredEvent) -> dict[str, str]:
-        return {"instance_id": e.instance_id, "id": e.aggregate_id}
-
-    def _touch(self, e: StoredEvent, **values: object) -> Patch:
-        return Patch(
-            projects_table,
-            self._key(e),
-            {**values, "changed_at": e.created_at, "sequence": e.sequence},
-        )
+    row_table = projects_table
 
     @handles(ProjectAdded.TYPE)
     def added(self, e: StoredEvent):  # type: ignore[no-untyped-def]
         p = e.payload
         return [
-            Put(
-                projects_table,
+            self._new_row(
+                e,
                 {
-                    **self._key(e),
                     "resource_owner": e.owner,
                     "name": p["name"],
                     "state": ACTIVE,
@@ -231,9 +220,6 @@ class ProjectsProjection(Projection):
                     "authorization_required": bool(p.get("project_role_check")),
                     "project_access_required": bool(p.get("has_project_check")),
                     "private_labeling_setting": int(p.get("private_labeling_setting") or 0),
-                    "created_at": e.created_at,
-                    "changed_at": e.created_at,
-                    "sequence": e.sequence,
                 },
             )
         ]

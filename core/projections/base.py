@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 from sqlalchemy import MetaData, Table
 
 from donjon.core.events import StoredEvent
-from donjon.core.projections.statements import Statement
+from donjon.core.projections.statements import Patch, Put, Statement
 
 # Read-model tables of every projection; kept apart from the core tables so a
 # rebuild can drop and recreate a projection's tables alone.
@@ -86,3 +86,26 @@ class Projection:
     def __repr__(self) -> str:
         kind = "inline" if self.inline else "async"
         return f"<{kind} projection {self.name} v{self.version}>"
+
+
+class AggregateRows(Projection):
+    """A projection keeping one row per aggregate in `row_table`, keyed (instance_id, id).
+
+    `_key` names an event's row (override it when the row is not the event's
+    aggregate); `_new_row` puts it, `_touch` patches it, both stamping the
+    event's time and sequence.
+    """
+
+    row_table: ClassVar[Table]
+
+    @staticmethod
+    def _key(e: StoredEvent) -> dict[str, str]:
+        return {"instance_id": e.instance_id, "id": e.aggregate_id}
+
+    def _new_row(self, e: StoredEvent, values: dict[str, Any]) -> Put:
+        stamps = {"created_at": e.created_at, "changed_at": e.created_at, "sequence": e.sequence}
+        return Put(self.row_table, {**values, **self._key(e), **stamps})
+
+    def _touch(self, e: StoredEvent, **values: object) -> Patch:
+        stamps = {"changed_at": e.created_at, "sequence": e.sequence}
+        return Patch(self.row_table, self._key(e), {**values, **stamps})
