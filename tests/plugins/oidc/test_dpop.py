@@ -536,7 +536,9 @@ async def test_a_proof_at_par_binds_the_code(api: Api) -> None:
 # Server nonces (§8, §9)
 
 
-async def test_with_required_nonces_a_proof_must_carry_the_servers_nonce(api: Api) -> None:
+async def test_with_required_nonces_a_proof_must_carry_the_servers_nonce(
+    api: Api, tmp_path: Any
+) -> None:
     m = await machine(api, "svc")
     key = DPoPKey()
     with setting(api, "RequireDPoPNonce", True):
@@ -547,7 +549,9 @@ async def test_with_required_nonces_a_proof_must_carry_the_servers_nonce(api: Ap
         refused(r, "use_dpop_nonce")
         r = await client_credentials(api, m, key.proof("POST", token_endpoint(api), nonce=nonce))
         assert r.status_code == 200, r.text
-        assert r.headers["dpop-nonce"] == nonce
+        # Every answer to a proof carries the current nonce (the same one, unless its
+        # 5-minute period just ended).
+        nonce = r.headers["dpop-nonce"]
         # Userinfo answers a missing nonce with a DPoP challenge and the nonce.
         app = await oidc_app(api)
         await add_person(api)
@@ -558,9 +562,17 @@ async def test_with_required_nonces_a_proof_must_carry_the_servers_nonce(api: Ap
         r = await userinfo(api, "DPoP", at, userinfo_proof(api, key, at))
         assert r.status_code == 401
         assert r.headers["www-authenticate"].startswith('DPoP error="use_dpop_nonce"')
-        assert r.headers["dpop-nonce"] == nonce
+        nonce = r.headers["dpop-nonce"]
         r = await userinfo(api, "DPoP", at, userinfo_proof(api, key, at, nonce=nonce))
         assert r.status_code == 200, r.text
+        # A nonce is for its instance only.
+        other = await second_instance(api, tmp_path)
+        robot = await machine(other, "svc")
+        port = api.runtime.settings.ExternalPort
+        there = f"http://b.example{'' if port == 80 else f':{port}'}{TOKEN_URL}"
+        r = await client_credentials(other, robot, key.proof("POST", there, nonce=nonce))
+        refused(r, "use_dpop_nonce")
+        assert r.headers["dpop-nonce"] != nonce
 
 
 # Token exchange (RFC 8693): a bound token is exchanged only with its key
