@@ -68,13 +68,11 @@ async def run_function(
     if name is None:
         return None
     condition_id = f"{executions.FUNCTION}/{name}"
-    async with runtime.db.read() as conn:
-        ids = await executions.targets_for(conn, instance_id, [condition_id])
-        if not ids:
-            return None
-        found = await targets.targets_by_id(conn, instance_id, ids)
-    from donjon.actions.worker import client_of
+    from donjon.actions.worker import cache_of, client_of
 
+    found = await cache_of(runtime).targets_for(instance_id, [condition_id])
+    if not found:
+        return None
     client = client_of(runtime)
     body = json.dumps(
         {
@@ -89,7 +87,7 @@ async def run_function(
         default=str,
     ).encode()
     added: dict[str, Any] = {}
-    for target in (found[i] for i in ids if i in found):
+    for target in found:
         if target.target_type == targets.ASYNC:
             task = asyncio.create_task(_fire(client, target, body))
             _background.add(task)

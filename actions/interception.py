@@ -44,14 +44,11 @@ _background: set[asyncio.Task[Any]] = set()
 async def _bound(call: Call, kind: str, method: str) -> list[targets.Target]:
     if method.startswith(f"/{EXEMPT_SERVICE}/"):
         return []
-    async with call.runtime.db.read() as conn:
-        ids = await executions.targets_for(
-            conn, call.instance_id, executions.call_condition_ids(kind, method)
-        )
-        if not ids:
-            return []
-        found = await targets.targets_by_id(conn, call.instance_id, ids)
-    return [found[i] for i in ids if i in found]
+    from donjon.actions.worker import cache_of
+
+    return await cache_of(call.runtime).targets_for(
+        call.instance_id, executions.call_condition_ids(kind, method)
+    )
 
 
 def _refusal(target: targets.Target, exc: TargetError) -> ConnectError:

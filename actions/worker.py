@@ -9,6 +9,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from donjon.actions.cache import ExecutionCache
 from donjon.actions.outbound import TargetClient
 from donjon.actions.outbox import Outbox
 
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 _running: dict[int, ActionsWorker] = {}
 # Clients of runtimes that serve without the outbox (an app whose lifespan did not run).
 _clients: dict[int, TargetClient] = {}
+_caches: dict[int, ExecutionCache] = {}
 
 
 class ActionsWorker:
@@ -70,7 +72,20 @@ def client_of(runtime: Runtime) -> TargetClient:
     return client
 
 
+def cache_of(runtime: Runtime) -> ExecutionCache:
+    """The runtime's cache of targets and executions (made and subscribed on first use)."""
+    cache = _caches.get(id(runtime))
+    if cache is None:
+        ttl = runtime.settings.Actions.ExecutionCacheTTL.total_seconds()
+        cache = _caches[id(runtime)] = ExecutionCache(runtime.db, ttl)
+        runtime.store.listeners.append(cache.notify)
+    return cache
+
+
 async def close_client(runtime: Runtime) -> None:
+    cache = _caches.pop(id(runtime), None)
+    if cache is not None and cache.notify in runtime.store.listeners:
+        runtime.store.listeners.remove(cache.notify)
     client = _clients.pop(id(runtime), None)
     if client is not None:
         await client.close()

@@ -353,6 +353,7 @@ class ActionsSettings:
     BatchSize: int
     RequeueEvery: timedelta
     LeaseMargin: timedelta
+    ExecutionCacheTTL: timedelta
 
     def __post_init__(self) -> None:
         _at_least(self, "MaxAttempts", 1)
@@ -362,6 +363,7 @@ class ActionsSettings:
         _positive_duration(self, "RetryMaxDelay")
         _positive_duration(self, "RequeueEvery")
         _positive_duration(self, "LeaseMargin")
+        _positive_duration(self, "ExecutionCacheTTL")
 
 
 @dataclass
