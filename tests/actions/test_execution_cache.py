@@ -146,6 +146,4 @@ async def test_management_calls_without_executions_do_not_read_them_each_time(
         },
     )
     await api.ok("user", "ListUsers", {})
-    assert [r.json["fullMethod"] for r in a.requests] == [
-        "/zitadel.user.v2.UserService/ListUsers"
-    ]
+    assert [r.json["fullMethod"] for r in a.requests] == ["/zitadel.user.v2.UserService/ListUsers"]
