@@ -29,8 +29,8 @@ from donjon.core.events import Event, StoredEvent
 from donjon.core.eventstore.schema import UTCDateTime
 from donjon.core.identity.sessions import parse_time
 from donjon.core.identity.writemodel import WriteModel, applies
-from donjon.core.projections.base import Projection, handles, projection_metadata
-from donjon.core.projections.statements import Patch, Put, RemoveWhere
+from donjon.core.projections.base import AggregateRows, handles, projection_metadata
+from donjon.core.projections.statements import RemoveWhere
 
 AGGREGATE = "auth_request"
 ADDED, SUCCEEDED, FAILED, EXCHANGED = "added", "succeeded", "failed", "exchanged"
@@ -151,7 +151,7 @@ Index(
 )
 
 
-class AuthRequestsProjection(Projection):
+class AuthRequestsProjection(AggregateRows):
     """`oidc_auth_requests`, written in the push transaction."""
 
     name = "oidc_auth_requests"
@@ -159,24 +159,16 @@ class AuthRequestsProjection(Projection):
     version = 2
     inline = True
     tables = (auth_requests_table,)
-
-    @staticmethod
-    def _key(e: StoredEvent) -> dict[str, Any]:
-        return {"instance_id": e.instance_id, "id": e.aggregate_id}
-
-    @staticmethod
-    def _changed(e: StoredEvent) -> dict[str, Any]:
-        return {"changed_at": e.created_at, "sequence": e.sequence}
+    row_table = auth_requests_table
 
     @handles(AuthRequestAdded.TYPE)
     def added(self, e: StoredEvent):  # type: ignore[no-untyped-def]
         p = e.payload
         max_age = p.get("max_age", -1)
         return [
-            Put(
-                auth_requests_table,
+            self._new_row(
+                e,
                 {
-                    **self._key(e),
                     "state": ADDED,
                     "client_id": p["client_id"],
                     "app_id": p["app_id"],
@@ -205,8 +197,6 @@ class AuthRequestsProjection(Projection):
                     "code_expires_at": None,
                     "oidc_session_id": "",
                     "error": "",
-                    "created_at": e.created_at,
-                    **self._changed(e),
                 },
             )
         ]
@@ -215,46 +205,26 @@ class AuthRequestsProjection(Projection):
     def succeeded(self, e: StoredEvent):  # type: ignore[no-untyped-def]
         p = e.payload
         return [
-            Patch(
-                auth_requests_table,
-                self._key(e),
-                {
-                    "state": SUCCEEDED,
-                    "session_id": p["session_id"],
-                    "user_id": p["user_id"],
-                    "user_org": p["user_org"],
-                    "auth_time": parse_time(p["auth_time"]),
-                    "amr": p.get("amr", []),
-                    "code_digest": p["code_digest"] or None,
-                    "code_expires_at": parse_time(p["code_expiration"]),
-                    **self._changed(e),
-                },
+            self._touch(
+                e,
+                state=SUCCEEDED,
+                session_id=p["session_id"],
+                user_id=p["user_id"],
+                user_org=p["user_org"],
+                auth_time=parse_time(p["auth_time"]),
+                amr=p.get("amr", []),
+                code_digest=p["code_digest"] or None,
+                code_expires_at=parse_time(p["code_expiration"]),
             )
         ]
 
     @handles(AuthRequestFailed.TYPE)
     def failed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
-        return [
-            Patch(
-                auth_requests_table,
-                self._key(e),
-                {"state": FAILED, "error": e.payload["error"], **self._changed(e)},
-            )
-        ]
+        return [self._touch(e, state=FAILED, error=e.payload["error"])]
 
     @handles(AuthRequestCodeExchanged.TYPE)
     def exchanged(self, e: StoredEvent):  # type: ignore[no-untyped-def]
-        return [
-            Patch(
-                auth_requests_table,
-                self._key(e),
-                {
-                    "state": EXCHANGED,
-                    "oidc_session_id": e.payload["oidc_session_id"],
-                    **self._changed(e),
-                },
-            )
-        ]
+        return [self._touch(e, state=EXCHANGED, oidc_session_id=e.payload["oidc_session_id"])]
 
     @handles("instance.removed")
     def instance_removed(self, e: StoredEvent):  # type: ignore[no-untyped-def]

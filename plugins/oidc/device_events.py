@@ -23,8 +23,8 @@ from donjon.core.events import Event, StoredEvent
 from donjon.core.eventstore.schema import UTCDateTime
 from donjon.core.identity.sessions import parse_time
 from donjon.core.identity.writemodel import WriteModel, applies
-from donjon.core.projections.base import Projection, handles, projection_metadata
-from donjon.core.projections.statements import Patch, Put, RemoveWhere
+from donjon.core.projections.base import AggregateRows, handles, projection_metadata
+from donjon.core.projections.statements import RemoveWhere
 
 AGGREGATE = "device_auth"
 PENDING, APPROVED, DENIED, DONE = "pending", "approved", "denied", "done"
@@ -109,30 +109,22 @@ Index(
 )
 
 
-class DeviceAuthsProjection(Projection):
+class DeviceAuthsProjection(AggregateRows):
     """`oidc_device_auths`, written in the push transaction."""
 
     name = "oidc_device_auths"
     version = 1
     inline = True
     tables = (device_auths_table,)
-
-    @staticmethod
-    def _key(e: StoredEvent) -> dict[str, Any]:
-        return {"instance_id": e.instance_id, "id": e.aggregate_id}
-
-    @staticmethod
-    def _changed(e: StoredEvent) -> dict[str, Any]:
-        return {"changed_at": e.created_at, "sequence": e.sequence}
+    row_table = device_auths_table
 
     @handles(DeviceAuthAdded.TYPE)
     def added(self, e: StoredEvent):  # type: ignore[no-untyped-def]
         p = e.payload
         return [
-            Put(
-                device_auths_table,
+            self._new_row(
+                e,
                 {
-                    **self._key(e),
                     "state": PENDING,
                     "client_id": p["client_id"],
                     "app_id": p["app_id"],
@@ -145,8 +137,6 @@ class DeviceAuthsProjection(Projection):
                     "user_id": "",
                     "auth_time": None,
                     "amr": [],
-                    "created_at": e.created_at,
-                    **self._changed(e),
                 },
             )
         ]
@@ -155,27 +145,23 @@ class DeviceAuthsProjection(Projection):
     def approved(self, e: StoredEvent):  # type: ignore[no-untyped-def]
         p = e.payload
         return [
-            Patch(
-                device_auths_table,
-                self._key(e),
-                {
-                    "state": APPROVED,
-                    "session_id": p["session_id"],
-                    "user_id": p["user_id"],
-                    "auth_time": parse_time(p["auth_time"]),
-                    "amr": p.get("amr", []),
-                    **self._changed(e),
-                },
+            self._touch(
+                e,
+                state=APPROVED,
+                session_id=p["session_id"],
+                user_id=p["user_id"],
+                auth_time=parse_time(p["auth_time"]),
+                amr=p.get("amr", []),
             )
         ]
 
     @handles(DeviceAuthDenied.TYPE)
     def denied(self, e: StoredEvent):  # type: ignore[no-untyped-def]
-        return [Patch(device_auths_table, self._key(e), {"state": DENIED, **self._changed(e)})]
+        return [self._touch(e, state=DENIED)]
 
     @handles(DeviceAuthDone.TYPE)
     def done(self, e: StoredEvent):  # type: ignore[no-untyped-def]
-        return [Patch(device_auths_table, self._key(e), {"state": DONE, **self._changed(e)})]
+        return [self._touch(e, state=DONE)]
 
     @handles("instance.removed")
     def instance_removed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
