@@ -39,7 +39,7 @@ from donjon.plugins.oidc.claims import load_user
 from donjon.plugins.oidc.dpop.binding import check_bound_key, refresh_token_binding
 from donjon.plugins.oidc.errors import InvalidGrant, InvalidRequest, UnauthorizedClient
 from donjon.plugins.oidc.grants.base import Grant
-from donjon.plugins.oidc.login_tokens import LoginFacts, app_scope, login_token_set
+from donjon.plugins.oidc.login_tokens import LoginFacts, TokenSet, app_scope, login_token_set
 from donjon.plugins.oidc.pkce import check_verifier
 from donjon.plugins.oidc.scopes import OFFLINE_ACCESS
 from donjon.plugins.oidc.tokens.events import AGGREGATE, OIDCSessionRevoked
@@ -65,6 +65,37 @@ def check_app_client(client: Client, grant_type: str) -> None:
         raise UnauthorizedClient(f"{grant_type} is for OIDC applications")
     if grant_type not in client.grant_types:
         raise UnauthorizedClient(f"the application may not use {grant_type}")
+
+
+async def approved_login_tokens(
+    grant: Grant, client: Client, row: dict[str, Any], facts: LoginFacts
+) -> tuple[dict[str, Any], TokenSet]:
+    """(user, tokens) for a login a person approved (`row`: client_id, user_id, scopes of an
+    auth request or device authorization); invalid_grant when the app is no longer active or
+    the user may no longer log in."""
+    instance_id = grant.issuer.instance_id
+    async with grant.provider.runtime.db.read() as conn:
+        app = await apps.app_by_client_id(conn, instance_id, row["client_id"])
+        user = await load_user(conn, instance_id, row["user_id"])
+        if app is None or app["state"] != apps.ACTIVE or app["project_state"] != "active":
+            raise InvalidGrant("the application is no longer active")
+        if user is None or user["state"] not in (ACTIVE, INITIAL):
+            raise InvalidGrant("the user may no longer log in")
+        scope, refresh = await app_scope(conn, instance_id, app, user, list(row["scopes"]))
+        tokens = await login_token_set(
+            grant.provider,
+            grant.issuer,
+            conn,
+            app=app,
+            user=user,
+            scope=scope,
+            facts=facts,
+            grant_type=grant.GRANT_TYPE,
+            refresh=refresh,
+            dpop_jkt=grant.dpop_jkt,
+            refresh_dpop_jkt=refresh_token_binding(client, grant.dpop_jkt),
+        )
+    return user, tokens
 
 
 class AuthorizationCodeGrant(Grant):
@@ -109,28 +140,8 @@ class AuthorizationCodeGrant(Grant):
 
     async def _exchange(self, row: dict[str, Any], client: Client) -> dict[str, Any]:
         instance_id = self.issuer.instance_id
-        async with self.provider.runtime.db.read() as conn:
-            app = await apps.app_by_client_id(conn, instance_id, row["client_id"])
-            user = await load_user(conn, instance_id, row["user_id"])
-            if app is None or app["state"] != apps.ACTIVE or app["project_state"] != "active":
-                raise InvalidGrant("the application is no longer active")
-            if user is None or user["state"] not in (ACTIVE, INITIAL):
-                raise InvalidGrant("the user may no longer log in")
-            scope, refresh = await app_scope(conn, instance_id, app, user, list(row["scopes"]))
-            facts = LoginFacts(row["session_id"], row["auth_time"], list(row["amr"]), row["nonce"])
-            tokens = await login_token_set(
-                self.provider,
-                self.issuer,
-                conn,
-                app=app,
-                user=user,
-                scope=scope,
-                facts=facts,
-                grant_type=self.GRANT_TYPE,
-                refresh=refresh,
-                dpop_jkt=self.dpop_jkt,
-                refresh_dpop_jkt=refresh_token_binding(client, self.dpop_jkt),
-            )
+        facts = LoginFacts(row["session_id"], row["auth_time"], list(row["amr"]), row["nonce"])
+        user, tokens = await approved_login_tokens(self, client, row, facts)
         state = await AuthRequestState.load(self.provider.runtime.store, instance_id, row["id"])
         session_id = ids.new_id()
         exchanged = AuthRequestCodeExchanged(oidc_session_id=session_id)

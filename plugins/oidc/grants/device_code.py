@@ -19,9 +19,7 @@ from sqlalchemy import select
 from donjon.core import ids
 from donjon.core.errors import ConcurrencyError
 from donjon.core.events import Aggregate, AggregateChanges
-from donjon.core.identity import apps, secrets
-from donjon.core.identity.users import ACTIVE, INITIAL
-from donjon.plugins.oidc.claims import load_user
+from donjon.core.identity import secrets
 from donjon.plugins.oidc.device_events import (
     APPROVED,
     DENIED,
@@ -30,11 +28,14 @@ from donjon.plugins.oidc.device_events import (
     DeviceAuthState,
     device_auths_table,
 )
-from donjon.plugins.oidc.dpop.binding import refresh_token_binding
 from donjon.plugins.oidc.errors import InvalidGrant, InvalidRequest, OAuthError
-from donjon.plugins.oidc.grants.authorization_code import APP_METHODS, check_app_client
+from donjon.plugins.oidc.grants.authorization_code import (
+    APP_METHODS,
+    approved_login_tokens,
+    check_app_client,
+)
 from donjon.plugins.oidc.grants.base import Grant
-from donjon.plugins.oidc.login_tokens import LoginFacts, app_scope, login_token_set
+from donjon.plugins.oidc.login_tokens import LoginFacts
 from donjon.plugins.oidc.tokens.events import AGGREGATE
 
 if TYPE_CHECKING:
@@ -102,27 +103,8 @@ class DeviceCodeGrant(Grant):
 
     async def _issue(self, row: dict[str, Any], client: Client) -> dict[str, Any]:
         instance_id = self.issuer.instance_id
-        async with self.provider.runtime.db.read() as conn:
-            app = await apps.app_by_client_id(conn, instance_id, row["client_id"])
-            user = await load_user(conn, instance_id, row["user_id"])
-            if app is None or app["state"] != apps.ACTIVE or app["project_state"] != "active":
-                raise InvalidGrant("the application is no longer active")
-            if user is None or user["state"] not in (ACTIVE, INITIAL):
-                raise InvalidGrant("the user may no longer log in")
-            scope, refresh = await app_scope(conn, instance_id, app, user, list(row["scopes"]))
-            tokens = await login_token_set(
-                self.provider,
-                self.issuer,
-                conn,
-                app=app,
-                user=user,
-                scope=scope,
-                facts=LoginFacts(row["session_id"], row["auth_time"], list(row["amr"])),
-                grant_type=self.GRANT_TYPE,
-                refresh=refresh,
-                dpop_jkt=self.dpop_jkt,
-                refresh_dpop_jkt=refresh_token_binding(client, self.dpop_jkt),
-            )
+        facts = LoginFacts(row["session_id"], row["auth_time"], list(row["amr"]))
+        user, tokens = await approved_login_tokens(self, client, row, facts)
         state = await DeviceAuthState.load(self.provider.runtime.store, instance_id, row["id"])
         session_id = ids.new_id()
         session = Aggregate(AGGREGATE, session_id, instance_id, user["resource_owner"])
