@@ -39,8 +39,8 @@ from donjon.core.api.queries import (
     read_page,
     sort_column,
 )
-from donjon.core.api.user_service_machine import expiration
-from donjon.core.identity import app_keys, user_keys
+from donjon.core.api.user_service_machine import expiration, key_pair
+from donjon.core.identity import app_keys
 from donjon.core.identity.app_keys import KeyPrecondition, app_keys_table
 
 
@@ -129,25 +129,20 @@ async def _key_row(call: Call, req: GetApplicationKeyRequest | DeleteApplication
 async def create_application_key(call: Call, req: CreateApplicationKeyRequest) -> dict[str, Any]:
     """Add a key to an app authenticating with private_key_jwt; a generated private key is
     returned only now."""
-    state = await app_state(call, req.application_id, req.project_id)
-    await call.require("project.app.write", org_id=state.owner, project_id=state.id)
+    state = await app_state(
+        call, req.application_id, req.project_id, permission="project.app.write"
+    )
     try:
         app_keys.check_can_hold_keys(state.app)
     except KeyPrecondition as exc:
         raise ConnectError("failed_precondition", str(exc)) from None
     expires = expiration(req.expiration_date)
     key_id = ids.new_id()
-    details: bytes | None = None
-    if req.public_key:
-        try:
-            public_pem = user_keys.check_public_key(req.public_key)
-        except ValueError as exc:
-            raise invalid("publicKey", str(exc)) from None
-    else:
-        private_pem, public_pem = user_keys.generate_key()
-        details = app_keys.key_file(
-            key_id, state.app_id, str(state.app.get("client_id", "")), private_pem
-        )
+    public_pem, private_pem = key_pair(req.public_key)
+    details = None
+    if private_pem is not None:
+        client_id = str(state.app.get("client_id", ""))
+        details = app_keys.key_file(key_id, state.app_id, client_id, private_pem)
     stored = await call.runtime.store.push(
         app_keys.add_key(state, key_id, public_pem, expires), creator=call.user_id
     )
@@ -213,8 +208,7 @@ async def list_application_keys(call: Call, req: ListApplicationKeysRequest) -> 
 async def delete_application_key(call: Call, req: DeleteApplicationKeyRequest) -> dict[str, Any]:
     """Remove an application key: assertions signed with it are refused from now on."""
     row = await _key_row(call, req)
-    state = await app_state(call, row.app_id, row.project_id)
-    await call.require("project.app.write", org_id=state.owner, project_id=state.id)
+    state = await app_state(call, row.app_id, row.project_id, permission="project.app.write")
     try:
         changes = app_keys.remove_key(state, row.id)
     except KeyPrecondition:

@@ -436,8 +436,13 @@ def application(row: Any) -> dict[str, Any]:
 # -- helpers ----------------------------------------------------------------------------
 
 
-async def app_state(call: Call, application_id: str, project_id: str) -> apps.AppState:
-    """The app's write model (with its project); the project is found when not given."""
+async def app_state(
+    call: Call, application_id: str, project_id: str, *, permission: str = ""
+) -> apps.AppState:
+    """The app's write model (with its project); the project is found when not given.
+
+    Then permission_denied unless the caller holds `permission` (when given) on the project.
+    """
     if not application_id:
         raise invalid("applicationId", "is required")
     if not project_id:
@@ -451,6 +456,8 @@ async def app_state(call: Call, application_id: str, project_id: str) -> apps.Ap
     )
     if not state.app_exists:
         raise not_found("application")
+    if permission:
+        await call.require(permission, org_id=state.owner, project_id=state.id)
     return state
 
 
@@ -479,8 +486,7 @@ async def create_application(call: Call, req: CreateApplicationRequest) -> dict[
     OIDC apps authenticating with BASIC or POST, and API apps with BASIC, get
     a client secret, returned here once.
     """
-    project = await project_state(call, req.project_id)
-    await call.require("project.app.write", org_id=project.owner, project_id=project.id)
+    project = await project_state(call, req.project_id, permission="project.app.write")
     name = _app_name(req.name)
     app_id = req.application_id.strip()
     if len(app_id) > MAX_ID or any(c.isspace() for c in app_id):
@@ -624,8 +630,9 @@ async def list_applications(call: Call, req: ListApplicationsRequest) -> dict[st
 @service.rpc("UpdateApplication", request=UpdateApplicationRequest)
 async def update_application(call: Call, req: UpdateApplicationRequest) -> dict[str, Any]:
     """Rename an application or change its settings; omitted fields stay as they are."""
-    state = await app_state(call, req.application_id, req.project_id)
-    await call.require("project.app.write", org_id=state.owner, project_id=state.id)
+    state = await app_state(
+        call, req.application_id, req.project_id, permission="project.app.write"
+    )
     name = _app_name(req.name) if req.name is not None else None
     kind = _one_config(req)
     if kind is not None and kind != state.app_type:
@@ -666,8 +673,9 @@ async def update_application(call: Call, req: UpdateApplicationRequest) -> dict[
 
 
 async def _set_state(call: Call, req: ApplicationRequest, active: bool) -> Any:
-    state = await app_state(call, req.application_id, req.project_id)
-    await call.require("project.app.write", org_id=state.owner, project_id=state.id)
+    state = await app_state(
+        call, req.application_id, req.project_id, permission="project.app.write"
+    )
     if (state.app["state"] == apps.ACTIVE) == active:
         word = "active" if active else "inactive"
         raise ConnectError("failed_precondition", f"the application is already {word}")
@@ -690,8 +698,9 @@ async def reactivate_application(call: Call, req: ApplicationRequest) -> dict[st
 @service.rpc("DeleteApplication", request=ApplicationRequest)
 async def delete_application(call: Call, req: ApplicationRequest) -> dict[str, Any]:
     """Remove an application; its client id is free again."""
-    state = await app_state(call, req.application_id, req.project_id)
-    await call.require("project.app.delete", org_id=state.owner, project_id=state.id)
+    state = await app_state(
+        call, req.application_id, req.project_id, permission="project.app.delete"
+    )
     stored = await call.runtime.store.push(apps.remove_app(state), creator=call.user_id)
     return {"deletionDate": timestamp(stored[-1].created_at)}
 
@@ -699,8 +708,9 @@ async def delete_application(call: Call, req: ApplicationRequest) -> dict[str, A
 @service.rpc("GenerateClientSecret", request=ApplicationRequest)
 async def generate_client_secret(call: Call, req: ApplicationRequest) -> dict[str, Any]:
     """Replace the client secret of an OIDC or API app; the new one is returned once."""
-    state = await app_state(call, req.application_id, req.project_id)
-    await call.require("project.app.write", org_id=state.owner, project_id=state.id)
+    state = await app_state(
+        call, req.application_id, req.project_id, permission="project.app.write"
+    )
     if state.app_type not in (apps.OIDC, apps.API):
         raise ConnectError("failed_precondition", "only OIDC and API applications have secrets")
     if state.app.get("auth_method_type") not in app_config.SECRET_METHODS:

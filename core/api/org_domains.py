@@ -80,8 +80,7 @@ async def _validation_required(call: Call, org_id: str) -> bool:
 @service.rpc("AddOrganizationDomain", request=DomainRequest)
 async def add_organization_domain(call: Call, req: DomainRequest) -> dict[str, Any]:
     """Add a domain to an organization (verified at once unless the policy asks for proof)."""
-    state = await org_state(call, req.organization_id)
-    await call.require("org.write", org_id=state.id)
+    state = await org_state(call, req.organization_id, permission="org.write")
     domain = _domain(req.domain)
     if domain in state.domains:
         raise ConnectError("already_exists", f"domain {domain} is already on the organization")
@@ -95,8 +94,7 @@ async def add_organization_domain(call: Call, req: DomainRequest) -> dict[str, A
 @service.rpc("DeleteOrganizationDomain", request=DomainRequest)
 async def delete_organization_domain(call: Call, req: DomainRequest) -> dict[str, Any]:
     """Remove a domain from an organization (never its primary domain)."""
-    state = await org_state(call, req.organization_id)
-    await call.require("org.write", org_id=state.id)
+    state = await org_state(call, req.organization_id, permission="org.write")
     domain = _domain(req.domain)
     if domain not in state.domains:
         raise not_found("domain")
@@ -111,8 +109,7 @@ async def list_organization_domains(
     call: Call, req: ListOrganizationDomainsRequest
 ) -> dict[str, Any]:
     """The domains of an organization."""
-    state = await org_state(call, req.organization_id)
-    await call.require("org.read", org_id=state.id)
+    state = await org_state(call, req.organization_id, permission="org.read")
     offset, limit, asc = paging(req.pagination, "pagination")
     t = orgs.org_domains_table
     conditions = [t.c.instance_id == call.instance_id, t.c.org_id == state.id]
@@ -164,8 +161,7 @@ async def list_organization_domains(
 @service.rpc("GenerateOrganizationDomainValidation", request=GenerateValidationRequest)
 async def generate_validation(call: Call, req: GenerateValidationRequest) -> dict[str, Any]:
     """A token proving control of a domain, and where to publish it."""
-    state = await org_state(call, req.organization_id)
-    await call.require("org.write", org_id=state.id)
+    state = await org_state(call, req.organization_id, permission="org.write")
     domain = _domain(req.domain)
     if domain not in state.domains:
         raise not_found("domain")
@@ -190,8 +186,7 @@ async def generate_validation(call: Call, req: GenerateValidationRequest) -> dic
 @service.rpc("VerifyOrganizationDomain", request=DomainRequest)
 async def verify_organization_domain(call: Call, req: DomainRequest) -> dict[str, Any]:
     """Check the published token; the domain is verified when it is found."""
-    state = await org_state(call, req.organization_id)
-    await call.require("org.write", org_id=state.id)
+    state = await org_state(call, req.organization_id, permission="org.write")
     domain = _domain(req.domain)
     if domain not in state.domains:
         raise not_found("domain")

@@ -108,13 +108,18 @@ async def instance_primary_domain(call: Call) -> str:
     return row[0] if row else call.runtime.settings.ExternalDomain
 
 
-async def org_state(call: Call, org_id: str, field_name: str = "organizationId") -> orgs.OrgState:
-    """The org's write model; invalid_argument when the id is empty, not_found when unknown."""
+async def org_state(
+    call: Call, org_id: str, field_name: str = "organizationId", *, permission: str = ""
+) -> orgs.OrgState:
+    """The org's write model; invalid_argument when the id is empty, not_found when unknown,
+    then permission_denied unless the caller holds `permission` (when given) on the org."""
     if not org_id:
         raise invalid(field_name, "is required")
     state = await orgs.OrgState.load(call.runtime.store, call.instance_id, org_id)
     if not state.exists:
         raise not_found("organization")
+    if permission:
+        await call.require(permission, org_id=state.id)
     return state
 
 
@@ -261,8 +266,7 @@ async def default_org_id(call: Call) -> str:
 @service.rpc("UpdateOrganization", request=UpdateOrganizationRequest)
 async def update_organization(call: Call, req: UpdateOrganizationRequest) -> dict[str, Any]:
     """Rename an organization."""
-    state = await org_state(call, req.organization_id)
-    await call.require("org.write", org_id=state.id)
+    state = await org_state(call, req.organization_id, permission="org.write")
     try:
         name = orgs.check_org_name(req.name)
     except ValueError as exc:
@@ -274,8 +278,7 @@ async def update_organization(call: Call, req: UpdateOrganizationRequest) -> dic
 
 
 async def _set_state(call: Call, req: OrganizationIDRequest, target: str) -> dict[str, Any]:
-    state = await org_state(call, req.organization_id)
-    await call.require("org.write", org_id=state.id)
+    state = await org_state(call, req.organization_id, permission="org.write")
     if state.state == target:
         word = "active" if target == orgs.ACTIVE else "inactive"
         raise ConnectError("failed_precondition", f"the organization is already {word}")
@@ -302,8 +305,7 @@ async def activate_organization(call: Call, req: OrganizationIDRequest) -> dict[
 @service.rpc("DeleteOrganization", request=OrganizationIDRequest)
 async def delete_organization(call: Call, req: OrganizationIDRequest) -> dict[str, Any]:
     """Remove an organization (not the instance's default one)."""
-    state = await org_state(call, req.organization_id)
-    await call.require("org.delete", org_id=state.id)
+    state = await org_state(call, req.organization_id, permission="org.delete")
     if state.id == await default_org_id(call):
         raise ConnectError(
             "failed_precondition", "the instance's default organization cannot be deleted"

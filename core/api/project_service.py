@@ -162,14 +162,17 @@ class ListProjectRolesRequest(Message):
 
 
 async def project_state(
-    call: Call, project_id: str, field_name: str = "projectId"
+    call: Call, project_id: str, field_name: str = "projectId", *, permission: str = ""
 ) -> projects.ProjectState:
-    """The project's write model; invalid_argument when the id is empty, not_found when unknown."""
+    """The project's write model; invalid_argument when the id is empty, not_found when unknown,
+    then permission_denied unless the caller holds `permission` (when given) on the project."""
     if not project_id:
         raise invalid(field_name, "is required")
     state = await projects.ProjectState.load(call.runtime.store, call.instance_id, project_id)
     if not state.exists:
         raise not_found("project")
+    if permission:
+        await call.require(permission, org_id=state.owner, project_id=state.id)
     return state
 
 
@@ -373,8 +376,7 @@ async def list_projects(call: Call, req: ListProjectsRequest) -> dict[str, Any]:
 @service.rpc("UpdateProject", request=UpdateProjectRequest)
 async def update_project(call: Call, req: UpdateProjectRequest) -> dict[str, Any]:
     """Change a project's name or settings; omitted fields stay as they are."""
-    state = await project_state(call, req.project_id)
-    await call.require("project.write", org_id=state.owner, project_id=state.id)
+    state = await project_state(call, req.project_id, permission="project.write")
     changes = projects.change_project(
         state,
         name=_name(req.name) if req.name is not None else None,
@@ -392,8 +394,7 @@ async def update_project(call: Call, req: UpdateProjectRequest) -> dict[str, Any
 
 
 async def _set_state(call: Call, req: ProjectIDRequest, active: bool) -> dict[str, Any]:
-    state = await project_state(call, req.project_id)
-    await call.require("project.write", org_id=state.owner, project_id=state.id)
+    state = await project_state(call, req.project_id, permission="project.write")
     if (state.state == projects.ACTIVE) == active:
         word = "active" if active else "inactive"
         raise ConnectError("failed_precondition", f"the project is already {word}")
@@ -418,8 +419,7 @@ async def activate_project(call: Call, req: ProjectIDRequest) -> dict[str, Any]:
 @service.rpc("DeleteProject", request=ProjectIDRequest)
 async def delete_project(call: Call, req: ProjectIDRequest) -> dict[str, Any]:
     """Remove a project with its roles, applications and members."""
-    state = await project_state(call, req.project_id)
-    await call.require("project.delete", org_id=state.owner, project_id=state.id)
+    state = await project_state(call, req.project_id, permission="project.delete")
     stored = await call.runtime.store.push(projects.remove_project(state), creator=call.user_id)
     return {"deletionDate": timestamp(stored[-1].created_at or datetime.now(UTC))}
 
@@ -430,8 +430,7 @@ async def delete_project(call: Call, req: ProjectIDRequest) -> dict[str, Any]:
 @service.rpc("AddProjectRole", request=AddProjectRoleRequest)
 async def add_project_role(call: Call, req: AddProjectRoleRequest) -> dict[str, Any]:
     """Add a role to a project; its key is unique within the project."""
-    state = await project_state(call, req.project_id)
-    await call.require("project.role.write", org_id=state.owner, project_id=state.id)
+    state = await project_state(call, req.project_id, permission="project.role.write")
     try:
         key = projects.check_role_key(req.role_key)
     except ValueError as exc:
@@ -447,8 +446,7 @@ async def add_project_role(call: Call, req: AddProjectRoleRequest) -> dict[str, 
 
 
 async def _role_state(call: Call, project_id: str, role_key: str, permission: str) -> Any:
-    state = await project_state(call, project_id)
-    await call.require(permission, org_id=state.owner, project_id=state.id)
+    state = await project_state(call, project_id, permission=permission)
     if not role_key.strip():
         raise invalid("roleKey", "is required")
     if role_key.strip() not in state.roles:

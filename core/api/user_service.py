@@ -35,8 +35,7 @@ from donjon.core.api import (  # noqa: F401
 from donjon.core.api.connect import Call, details, invalid, not_found
 from donjon.core.api.user_service_shared import (
     UserIDRequest,
-    authorize,
-    load_user,
+    authorized_user,
     precondition,
     push_change,
     service,
@@ -72,8 +71,7 @@ async def get_user_by_id(call: Call, req: UserIDRequest) -> dict[str, Any]:
 
 
 async def _transition(call: Call, req: UserIDRequest, step: Any) -> dict[str, Any]:
-    state = await load_user(call, req.user_id)
-    await authorize(call, "user.write", state)
+    state = await authorized_user(call, req.user_id, "user.write")
     try:
         event = step(state)
     except cmd.Precondition as exc:
@@ -108,7 +106,6 @@ async def reactivate_user(call: Call, req: UserIDRequest) -> dict[str, Any]:
 @service.rpc("DeleteUser", request=UserIDRequest)
 async def delete_user(call: Call, req: UserIDRequest) -> dict[str, Any]:
     """Remove a user: its user name is free again; its tokens, keys, metadata and memberships go."""
-    state = await load_user(call, req.user_id)
-    await authorize(call, "user.delete", state, self_ok=True)
+    state = await authorized_user(call, req.user_id, "user.delete", self_ok=True)
     stored = await call.runtime.store.push(cmd.remove(state), creator=call.user_id)
     return {"details": details(stored)}

@@ -35,7 +35,11 @@ from donjon.core.api.queries import (
     read_page,
     sort_column,
 )
-from donjon.core.api.user_service_shared import authorize, load_user, precondition, service
+from donjon.core.api.user_service_shared import (
+    authorized_user,
+    precondition,
+    service,
+)
 from donjon.core.events import Event
 from donjon.core.eventstore.schema import UTCDateTime
 from donjon.core.identity import secrets
@@ -55,8 +59,7 @@ NEVER = datetime(9999, 1, 1, tzinfo=UTC)
 
 async def machine(call: Call, user_id: str) -> UserState:
     """A machine user the caller may give credentials to."""
-    state = await load_user(call, user_id)
-    await authorize(call, "user.write", state)
+    state = await authorized_user(call, user_id, "user.write")
     try:
         cmd.require_machine(state)
     except cmd.Precondition as exc:
@@ -72,6 +75,18 @@ def expiration(value: str | None, field_name: str = "expirationDate") -> str:
     if parsed <= datetime.now(UTC):
         raise invalid(field_name, "must be in the future")
     return timestamp(parsed) or ""
+
+
+def key_pair(public_key: bytes | None) -> tuple[str, str | None]:
+    """(public PEM, private PEM): the `publicKey` sent, checked, with no private key; or a
+    generated pair when none was sent."""
+    if public_key:
+        try:
+            return keys.check_public_key(public_key), None
+        except ValueError as exc:
+            raise invalid("publicKey", str(exc)) from None
+    private_pem, public_pem = keys.generate_key()
+    return public_pem, private_pem
 
 
 async def push(call: Call, state: UserState, events: list[Event]) -> datetime:
@@ -146,14 +161,9 @@ async def add_key(call: Call, req: AddKeyRequest) -> dict[str, Any]:
     state = await machine(call, req.user_id)
     expires = expiration(req.expiration_date)
     key_id = ids.new_id()
-    content: bytes | None = None
-    if req.public_key:
-        try:
-            public_pem = keys.check_public_key(req.public_key)
-        except ValueError as exc:
-            raise invalid("publicKey", str(exc)) from None
-    else:
-        private_pem, public_pem = keys.generate_key()
+    public_pem, private_pem = key_pair(req.public_key)
+    content = None
+    if private_pem is not None:
         content = keys.key_file(key_id, state.id, private_pem, expires)
     created = await push(
         call,

@@ -19,7 +19,11 @@ from donjon.core.api.queries import (
     read_page,
     text_condition,
 )
-from donjon.core.api.user_service_shared import MetadataEntry, authorize, load_user, service
+from donjon.core.api.user_service_shared import (
+    MetadataEntry,
+    authorized_user,
+    service,
+)
 from donjon.core.api.user_service_shared import field as checked
 from donjon.core.events import Event
 from donjon.core.identity import user_commands as cmd
@@ -54,8 +58,7 @@ class ListUserMetadataRequest(Message):
 @service.rpc("SetUserMetadata", request=SetUserMetadataRequest)
 async def set_user_metadata(call: Call, req: SetUserMetadataRequest) -> dict[str, Any]:
     """Set (add or replace) metadata entries of a user."""
-    state = await load_user(call, req.user_id)
-    await authorize(call, "user.write", state)
+    state = await authorized_user(call, req.user_id, "user.write")
     if not req.metadata:
         raise invalid("metadata", "must not be empty")
     events: list[Event] = [
@@ -72,8 +75,7 @@ async def set_user_metadata(call: Call, req: SetUserMetadataRequest) -> dict[str
 @service.rpc("DeleteUserMetadata", request=DeleteUserMetadataRequest)
 async def delete_user_metadata(call: Call, req: DeleteUserMetadataRequest) -> dict[str, Any]:
     """Remove metadata entries of a user by key."""
-    state = await load_user(call, req.user_id)
-    await authorize(call, "user.write", state)
+    state = await authorized_user(call, req.user_id, "user.write")
     if not req.keys:
         raise invalid("keys", "must not be empty")
     for i, key in enumerate(req.keys):
@@ -87,8 +89,7 @@ async def delete_user_metadata(call: Call, req: DeleteUserMetadataRequest) -> di
 @service.rpc("ListUserMetadata", request=ListUserMetadataRequest)
 async def list_user_metadata(call: Call, req: ListUserMetadataRequest) -> dict[str, Any]:
     """A user's metadata, by key."""
-    state = await load_user(call, req.user_id)
-    await authorize(call, "user.read", state, self_ok=True)
+    state = await authorized_user(call, req.user_id, "user.read", self_ok=True)
     offset, limit, asc = paging(req.pagination, "pagination")
     m = md.metadata_table
     conditions: list[Any] = [m.c.instance_id == call.instance_id, m.c.user_id == state.id]

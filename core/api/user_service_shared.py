@@ -125,6 +125,15 @@ async def authorize(
     await call.require(permission, org_id=state.owner)
 
 
+async def authorized_user(
+    call: Call, user_id: str, permission: str, *, self_ok: bool = False
+) -> UserState:
+    """`load_user` then `authorize`: an unknown user is not_found before permissions count."""
+    state = await load_user(call, user_id)
+    await authorize(call, permission, state, self_ok=self_ok)
+    return state
+
+
 def precondition(exc: cmd.Precondition) -> ConnectError:
     return ConnectError("failed_precondition", str(exc))
 

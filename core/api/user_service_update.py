@@ -27,7 +27,7 @@ from donjon.core.api.user_service_shared import (
     SetEmail,
     SetPassword,
     SetPhone,
-    authorize,
+    authorized_user,
     gender_of,
     load_user,
     precondition,
@@ -223,8 +223,7 @@ class UpdateHumanUserRequest(Message):
 @service.rpc("UpdateHumanUser", request=UpdateHumanUserRequest)
 async def update_human_user(call: Call, req: UpdateHumanUserRequest) -> dict[str, Any]:
     """Change a human user's user name, profile, email, phone or password."""
-    state = await load_user(call, req.user_id)
-    await authorize(call, "user.write", state, self_ok=True)
+    state = await authorized_user(call, req.user_id, "user.write", self_ok=True)
     _human(state)
     planned = Planned()
     plan_username(state, req.username, planned)
@@ -267,8 +266,7 @@ class UpdateUserRequest(Message):
 @service.rpc("UpdateUser", request=UpdateUserRequest)
 async def update_user(call: Call, req: UpdateUserRequest) -> dict[str, Any]:
     """Change a human's or a machine's fields; only those sent change."""
-    state = await load_user(call, req.user_id)
-    await authorize(call, "user.write", state, self_ok=True)
+    state = await authorized_user(call, req.user_id, "user.write", self_ok=True)
     planned = Planned()
     plan_username(state, req.username, planned)
     if req.human is not None and req.machine is not None:
@@ -336,8 +334,7 @@ class UserIDOnly(Message):
 @service.rpc("SetEmail", request=SetEmailRequest)
 async def set_email(call: Call, req: SetEmailRequest) -> dict[str, Any]:
     """Change the email: verified at once (`isVerified`), or by a code (`returnCode`: returned)."""
-    state = await load_user(call, req.user_id)
-    await authorize(call, "user.write", state, self_ok=True)
+    state = await authorized_user(call, req.user_id, "user.write", self_ok=True)
     _human(state)
     planned = Planned()
     await plan_email(call, state, req, "", planned, must_change=True)
@@ -356,8 +353,7 @@ async def verify_email(call: Call, req: VerifyRequest) -> dict[str, Any]:
 @service.rpc("SetPhone", request=SetPhoneRequest)
 async def set_phone(call: Call, req: SetPhoneRequest) -> dict[str, Any]:
     """Change the phone number: verified at once (`isVerified`), or with a code."""
-    state = await load_user(call, req.user_id)
-    await authorize(call, "user.write", state, self_ok=True)
+    state = await authorized_user(call, req.user_id, "user.write", self_ok=True)
     _human(state)
     planned = Planned()
     await plan_phone(call, state, req, "", planned, must_change=True)
@@ -375,8 +371,7 @@ async def verify_phone(call: Call, req: VerifyRequest) -> dict[str, Any]:
 
 async def _verify(call: Call, req: VerifyRequest, pending: str, event: Event) -> dict[str, Any]:
     """Push `event` when the request's code is the user's pending `pending` code."""
-    state = await load_user(call, req.user_id)
-    await authorize(call, "user.write", state, self_ok=True)
+    state = await authorized_user(call, req.user_id, "user.write", self_ok=True)
     _human(state)
     if not req.verification_code:
         raise invalid("verificationCode", "is required")
@@ -388,8 +383,7 @@ async def _verify(call: Call, req: VerifyRequest, pending: str, event: Event) ->
 @service.rpc("RemovePhone", request=UserIDOnly)
 async def remove_phone(call: Call, req: UserIDOnly) -> dict[str, Any]:
     """Remove the user's phone number."""
-    state = await load_user(call, req.user_id)
-    await authorize(call, "user.write", state, self_ok=True)
+    state = await authorized_user(call, req.user_id, "user.write", self_ok=True)
     _human(state)
     if not state.phone:
         raise ConnectError("failed_precondition", "the user has no phone number")
@@ -432,8 +426,7 @@ class PasswordResetRequest(Message):
 @service.rpc("PasswordReset", request=PasswordResetRequest)
 async def password_reset(call: Call, req: PasswordResetRequest) -> dict[str, Any]:
     """Make a password reset code for SetPassword; `returnCode` returns it instead of sending it."""
-    state = await load_user(call, req.user_id)
-    await authorize(call, "user.credential.write", state, self_ok=True)
+    state = await authorized_user(call, req.user_id, "user.credential.write", self_ok=True)
     _human(state)
     link = req.send_link or {}
     kind = {"NOTIFICATION_TYPE_SMS": "sms"}.get(str(link.get("notificationType", "")), "email")
