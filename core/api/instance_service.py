@@ -35,6 +35,7 @@ from donjon.core.api.queries import (
     pagination,
     paging,
     read_page,
+    sort_column,
     text_condition,
 )
 from donjon.core.instance import (
@@ -318,13 +319,18 @@ async def list_instances(call: Call, req: ListInstancesRequest) -> dict[str, Any
 # -- custom domains ----------------------------------------------------------------------
 
 DOMAIN_SORT = {
-    None: "created_at",
-    "DOMAIN_FIELD_NAME_UNSPECIFIED": "created_at",
-    "DOMAIN_FIELD_NAME_CREATION_DATE": "created_at",
-    "DOMAIN_FIELD_NAME_DOMAIN": "domain",
-    "DOMAIN_FIELD_NAME_PRIMARY": "is_primary",
-    "DOMAIN_FIELD_NAME_GENERATED": "generated",
+    None: instance_domains_table.c.created_at,
+    "DOMAIN_FIELD_NAME_UNSPECIFIED": instance_domains_table.c.created_at,
+    "DOMAIN_FIELD_NAME_CREATION_DATE": instance_domains_table.c.created_at,
+    "DOMAIN_FIELD_NAME_DOMAIN": instance_domains_table.c.domain,
+    "DOMAIN_FIELD_NAME_PRIMARY": instance_domains_table.c.is_primary,
+    "DOMAIN_FIELD_NAME_GENERATED": instance_domains_table.c.generated,
 }
+
+
+def _domain_condition(column: Any, f: DomainFilter, at: str) -> Any:
+    """A `domainFilter`: domains are stored in lower case."""
+    return text_condition(column, f.domain.lower(), f.method, f"{at}.domainFilter")
 
 
 @service.rpc(
@@ -335,28 +341,18 @@ async def list_custom_domains(call: Call, req: ListCustomDomainsRequest) -> dict
     own_instance(call, req.instance_id)
     offset, limit, asc = paging(req.pagination, "pagination")
     d = instance_domains_table
-    column = DOMAIN_SORT.get(req.sorting_column, "")
-    if not column:
-        raise invalid("sortingColumn", f"unknown column {req.sorting_column!r}")
+    sort = sort_column(DOMAIN_SORT, req.sorting_column)
     await call.require("iam.read")
     conditions: list[Any] = [d.c.instance_id == call.instance_id]
     for i, f in enumerate(req.filters):
         if f.domain_filter is not None:
-            conditions.append(
-                text_condition(
-                    d.c.domain,
-                    f.domain_filter.domain.lower(),
-                    f.domain_filter.method,
-                    f"filters.{i}.domainFilter",
-                )
-            )
+            conditions.append(_domain_condition(d.c.domain, f.domain_filter, f"filters.{i}"))
         elif f.generated_filter is not None:
             conditions.append(d.c.generated == f.generated_filter)
         elif f.primary_filter is not None:
             conditions.append(d.c.is_primary == f.primary_filter)
         else:
             raise invalid(f"filters.{i}", "set one of domainFilter, generatedFilter, primaryFilter")
-    sort = d.c[column]
     order = ordering(asc, sort, d.c.domain)
     async with call.runtime.db.read() as conn:
         total, rows = await read_page(conn, d, conditions, order, offset, limit)
@@ -403,10 +399,10 @@ async def remove_custom_domain_rpc(call: Call, req: CustomDomainRequest) -> dict
 # -- trusted domains ---------------------------------------------------------------------
 
 TRUSTED_SORT = {
-    None: "created_at",
-    "TRUSTED_DOMAIN_FIELD_NAME_UNSPECIFIED": "created_at",
-    "TRUSTED_DOMAIN_FIELD_NAME_CREATION_DATE": "created_at",
-    "TRUSTED_DOMAIN_FIELD_NAME_DOMAIN": "domain",
+    None: instance_trusted_domains_table.c.created_at,
+    "TRUSTED_DOMAIN_FIELD_NAME_UNSPECIFIED": instance_trusted_domains_table.c.created_at,
+    "TRUSTED_DOMAIN_FIELD_NAME_CREATION_DATE": instance_trusted_domains_table.c.created_at,
+    "TRUSTED_DOMAIN_FIELD_NAME_DOMAIN": instance_trusted_domains_table.c.domain,
 }
 
 
@@ -418,23 +414,13 @@ async def list_trusted_domains(call: Call, req: ListTrustedDomainsRequest) -> di
     own_instance(call, req.instance_id)
     offset, limit, asc = paging(req.pagination, "pagination")
     t = instance_trusted_domains_table
-    column = TRUSTED_SORT.get(req.sorting_column, "")
-    if not column:
-        raise invalid("sortingColumn", f"unknown column {req.sorting_column!r}")
+    sort = sort_column(TRUSTED_SORT, req.sorting_column)
     await call.require("iam.read")
     conditions: list[Any] = [t.c.instance_id == call.instance_id]
     for i, f in enumerate(req.filters):
         if f.domain_filter is None:
             raise invalid(f"filters.{i}", "set domainFilter")
-        conditions.append(
-            text_condition(
-                t.c.domain,
-                f.domain_filter.domain.lower(),
-                f.domain_filter.method,
-                f"filters.{i}.domainFilter",
-            )
-        )
-    sort = t.c[column]
+        conditions.append(_domain_condition(t.c.domain, f.domain_filter, f"filters.{i}"))
     order = ordering(asc, sort, t.c.domain)
     async with call.runtime.db.read() as conn:
         total, rows = await read_page(conn, t, conditions, order, offset, limit)

@@ -71,6 +71,16 @@ def _domain(value: str) -> str:
         raise invalid("domain", str(exc)) from None
 
 
+def _unverified_domain(state: orgs.OrgState, value: str) -> str:
+    """The org's domain `value` names, still to verify (not_found, failed_precondition)."""
+    domain = _domain(value)
+    if domain not in state.domains:
+        raise not_found("domain")
+    if state.domains[domain]:
+        raise ConnectError("failed_precondition", f"domain {domain} is already verified")
+    return domain
+
+
 async def _validation_required(call: Call, org_id: str) -> bool:
     async with call.runtime.db.read() as conn:
         policy = await policies.domain_policy(conn, call.instance_id, org_id, call.runtime.settings)
@@ -162,11 +172,7 @@ async def list_organization_domains(
 async def generate_validation(call: Call, req: GenerateValidationRequest) -> dict[str, Any]:
     """A token proving control of a domain, and where to publish it."""
     state = await org_state(call, req.organization_id, permission="org.write")
-    domain = _domain(req.domain)
-    if domain not in state.domains:
-        raise not_found("domain")
-    if state.domains[domain]:
-        raise ConnectError("failed_precondition", f"domain {domain} is already verified")
+    domain = _unverified_domain(state, req.domain)
     kind = VALIDATION_TYPES.get(req.type)
     if kind is None:
         raise invalid("type", "DOMAIN_VALIDATION_TYPE_HTTP or DOMAIN_VALIDATION_TYPE_DNS")
@@ -187,11 +193,7 @@ async def generate_validation(call: Call, req: GenerateValidationRequest) -> dic
 async def verify_organization_domain(call: Call, req: DomainRequest) -> dict[str, Any]:
     """Check the published token; the domain is verified when it is found."""
     state = await org_state(call, req.organization_id, permission="org.write")
-    domain = _domain(req.domain)
-    if domain not in state.domains:
-        raise not_found("domain")
-    if state.domains[domain]:
-        raise ConnectError("failed_precondition", f"domain {domain} is already verified")
+    domain = _unverified_domain(state, req.domain)
     challenge = state.challenges.get(domain)
     if challenge is None:
         raise ConnectError(
