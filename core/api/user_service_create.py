@@ -283,7 +283,16 @@ async def add_human_user(call: Call, req: AddHumanUserRequest) -> dict[str, Any]
     org_id = await target_org(call, org.org_id, org.org_domain, "organization.org")
     await call.require("user.write", org_id=org_id)
     unsupported(req)
-    planned = await plan_human(
+    planned = await plan_human_request(call, org_id, req)
+    stored = await call.runtime.store.push(planned.changes, creator=call.user_id)
+    return {"userId": planned.user_id, "details": details(stored), **codes(planned)}
+
+
+async def plan_human_request(
+    call: Call, org_id: str, req: AddHumanUserRequest, at: str = ""
+) -> PlannedUser:
+    """`plan_human` for an AddHumanUserRequest; `at` prefixes the paths in its errors."""
+    return await plan_human(
         call,
         org_id,
         user_id=req.user_id,
@@ -294,9 +303,8 @@ async def add_human_user(call: Call, req: AddHumanUserRequest) -> dict[str, Any]
         password=req.password,
         hashed=req.hashed_password,
         metadata=req.metadata,
+        at=at,
     )
-    stored = await call.runtime.store.push(planned.changes, creator=call.user_id)
-    return {"userId": planned.user_id, "details": details(stored), **codes(planned)}
 
 
 def admin_request(data: dict[str, Any], at: str) -> AddHumanUserRequest:
@@ -315,19 +323,7 @@ async def plan_org_admin(call: Call, org_id: str, data: dict[str, Any], at: str)
     """
     req = admin_request(data, at)
     unsupported(req)
-    return await plan_human(
-        call,
-        org_id,
-        user_id=req.user_id,
-        username=req.username,
-        profile=req.profile,
-        email=req.email,
-        phone=req.phone,
-        password=req.password,
-        hashed=req.hashed_password,
-        metadata=req.metadata,
-        at=at,
-    )
+    return await plan_human_request(call, org_id, req, at)
 
 
 # -- CreateUser ------------------------------------------------------------------------------
