@@ -171,72 +171,72 @@ def grants(role: str, permission: str) -> bool:
 
 
 @dataclass(frozen=True)
-class InstanceMemberAdded(Event):
+class MemberRolesSet(Event):
+    """A member added or changed: the user and all its roles on the resource."""
+
+    user_id: str
+    roles: list[str]
+
+
+@dataclass(frozen=True)
+class MemberRemoved(Event):
+    """A member removed from the resource."""
+
+    user_id: str
+
+
+@dataclass(frozen=True)
+class InstanceMemberAdded(MemberRolesSet):
     TYPE = "instance.member.added"
     AGGREGATE_TYPE = INSTANCE
-    user_id: str
-    roles: list[str]
 
 
 @dataclass(frozen=True)
-class InstanceMemberChanged(Event):
+class InstanceMemberChanged(MemberRolesSet):
     TYPE = "instance.member.changed"
     AGGREGATE_TYPE = INSTANCE
-    user_id: str
-    roles: list[str]
 
 
 @dataclass(frozen=True)
-class InstanceMemberRemoved(Event):
+class InstanceMemberRemoved(MemberRemoved):
     TYPE = "instance.member.removed"
     AGGREGATE_TYPE = INSTANCE
-    user_id: str
 
 
 @dataclass(frozen=True)
-class OrgMemberAdded(Event):
+class OrgMemberAdded(MemberRolesSet):
     TYPE = "org.member.added"
     AGGREGATE_TYPE = ORG
-    user_id: str
-    roles: list[str]
 
 
 @dataclass(frozen=True)
-class OrgMemberChanged(Event):
+class OrgMemberChanged(MemberRolesSet):
     TYPE = "org.member.changed"
     AGGREGATE_TYPE = ORG
-    user_id: str
-    roles: list[str]
 
 
 @dataclass(frozen=True)
-class OrgMemberRemoved(Event):
+class OrgMemberRemoved(MemberRemoved):
     TYPE = "org.member.removed"
     AGGREGATE_TYPE = ORG
-    user_id: str
 
 
 @dataclass(frozen=True)
-class ProjectMemberAdded(Event):
+class ProjectMemberAdded(MemberRolesSet):
     TYPE = "project.member.added"
     AGGREGATE_TYPE = PROJECT
-    user_id: str
-    roles: list[str]
 
 
 @dataclass(frozen=True)
-class ProjectMemberChanged(Event):
+class ProjectMemberChanged(MemberRolesSet):
     TYPE = "project.member.changed"
     AGGREGATE_TYPE = PROJECT
-    user_id: str
-    roles: list[str]
 
 
 @dataclass(frozen=True)
-class ProjectMemberRemoved(Event):
+class ProjectMemberRemoved(MemberRemoved):
     TYPE = "project.member.removed"
     AGGREGATE_TYPE = PROJECT
-    user_id: str
 
 
 ADDED = {INSTANCE: InstanceMemberAdded, ORG: OrgMemberAdded, PROJECT: ProjectMemberAdded}
