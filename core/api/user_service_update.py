@@ -220,21 +220,26 @@ class UpdateHumanUserRequest(Message):
     password: SetPassword | None = None
 
 
-@service.rpc("UpdateHumanUser", request=UpdateHumanUserRequest)
-async def update_human_user(call: Call, req: UpdateHumanUserRequest) -> dict[str, Any]:
-    """Change a human user's user name, profile, email, phone or password."""
-    state = await authorized_user(call, req.user_id, "user.write", self_ok=True)
-    _human(state)
-    planned = Planned()
-    plan_username(state, req.username, planned)
-    if req.profile is not None:
-        planned.events += plan_profile(state, req.profile, "profile.", names_required=True)
-    if req.email is not None:
-        await plan_email(call, state, req.email, "email.", planned, must_change=False)
-    if req.phone is not None:
-        await plan_phone(call, state, req.phone, "phone.", planned, must_change=False)
-    if req.password is not None:
-        pw = req.password
+async def _plan_human_update(
+    call: Call,
+    state: UserState,
+    update: UpdateHumanUserRequest | HumanUpdate,
+    at: str,
+    planned: Planned,
+    *,
+    names_required: bool,
+) -> None:
+    """Plan the profile, email, phone and password changes sent; `at` prefixes their paths."""
+    if update.profile is not None:
+        planned.events += plan_profile(
+            state, update.profile, f"{at}profile.", names_required=names_required
+        )
+    if update.email is not None:
+        await plan_email(call, state, update.email, f"{at}email.", planned, must_change=False)
+    if update.phone is not None:
+        await plan_phone(call, state, update.phone, f"{at}phone.", planned, must_change=False)
+    if update.password is not None:
+        pw = update.password
         planned.events += await plan_password(
             call,
             state,
@@ -242,9 +247,19 @@ async def update_human_user(call: Call, req: UpdateHumanUserRequest) -> dict[str
             pw.hashed_password,
             pw.current_password,
             pw.verification_code,
-            at="password.",
-            paths=("password.password", "password.hashedPassword"),
+            at=f"{at}password.",
+            paths=(f"{at}password.password", f"{at}password.hashedPassword"),
         )
+
+
+@service.rpc("UpdateHumanUser", request=UpdateHumanUserRequest)
+async def update_human_user(call: Call, req: UpdateHumanUserRequest) -> dict[str, Any]:
+    """Change a human user's user name, profile, email, phone or password."""
+    state = await authorized_user(call, req.user_id, "user.write", self_ok=True)
+    _human(state)
+    planned = Planned()
+    plan_username(state, req.username, planned)
+    await _plan_human_update(call, state, req, "", planned, names_required=True)
     result = await push_change(call, state, planned.events, planned.unique)
     return {**result, **planned.codes()}
 
@@ -273,25 +288,7 @@ async def update_user(call: Call, req: UpdateUserRequest) -> dict[str, Any]:
         raise invalid("human", "set either human or machine, not both")
     if req.human is not None:
         _human(state)
-        h = req.human
-        if h.profile is not None:
-            planned.events += plan_profile(state, h.profile, "human.profile.", names_required=False)
-        if h.email is not None:
-            await plan_email(call, state, h.email, "human.email.", planned, must_change=False)
-        if h.phone is not None:
-            await plan_phone(call, state, h.phone, "human.phone.", planned, must_change=False)
-        if h.password is not None:
-            pw = h.password
-            planned.events += await plan_password(
-                call,
-                state,
-                pw.password,
-                pw.hashed_password,
-                pw.current_password,
-                pw.verification_code,
-                at="human.password.",
-                paths=("human.password.password", "human.password.hashedPassword"),
-            )
+        await _plan_human_update(call, state, req.human, "human.", planned, names_required=False)
     if req.machine is not None:
         try:
             cmd.require_machine(state)
