@@ -125,7 +125,8 @@ async def test_a_rebuild_brings_purged_rows_back_only_as_expired(
     import donjon.plugins.oidc.device as device
 
     settings = provider_of(api.runtime).settings
-    second = timedelta(seconds=1)
+    # Long enough for the flow to finish on a loaded machine before anything expires.
+    lifetime = timedelta(seconds=4)
     for name in (
         "AccessTokenLifetime",
         "IdTokenLifetime",
@@ -134,10 +135,10 @@ async def test_a_rebuild_brings_purged_rows_back_only_as_expired(
         "RefreshTokenIdleLifetime",
         "RefreshTokenLifetime",
     ):
-        monkeypatch.setattr(settings, name, second)
-    monkeypatch.setattr(device, "DEVICE_LIFETIME", second)
-    made = await some_of_everything(api, assertion_lifetime=1)
-    await asyncio.sleep(1.5)
+        monkeypatch.setattr(settings, name, lifetime)
+    monkeypatch.setattr(device, "DEVICE_LIFETIME", lifetime)
+    made = await some_of_everything(api, assertion_lifetime=4)
+    await asyncio.sleep(4.5)
     await refused(api, made)
     deleted = await purge_expired(api.runtime.db, retention=timedelta(0), batch_size=1000)
     assert all(deleted.values()), deleted
