@@ -111,3 +111,38 @@ async def test_interrupt_on_error_decides_whether_a_failing_function_refuses_the
     assert r.status_code == 403, r.text
     assert r.json()["error"] == "access_denied"
     assert "no answer within 2s" in r.json()["error_description"]
+
+
+async def test_set_user_metadata_in_an_answer_is_set_on_the_user(
+    api: Api, receiver: Receiver
+) -> None:
+    await bind_function(api, receiver.url, "preuserinfo", {"restCall": {}})
+    receiver.answer = {
+        "appendClaims": [{"key": "team", "value": "blue"}],
+        "setUserMetadata": [{"key": "last_app", "value": "aW5mby1ib3Q="}],  # "info-bot"
+    }
+    bot = await machine(api, "meta-bot")
+    access = (await client_credentials(api, bot, f"openid {API_SCOPE}"))["access_token"]
+    info = await api.client.get("/oidc/v1/userinfo", headers={"authorization": f"Bearer {access}"})
+    assert info.status_code == 200, info.text
+    assert info.json()["team"] == "blue"
+    listed = await api.ok(
+        "zitadel.user.v2.UserService", "ListUserMetadata", {"userId": bot.user_id}
+    )
+    assert listed["metadata"] == [{"key": "last_app", "value": "aW5mby1ib3Q="}]
+
+
+async def test_bad_set_user_metadata_counts_as_a_failed_target(
+    api: Api, receiver: Receiver
+) -> None:
+    await bind_function(api, receiver.url, "preuserinfo", {"restCall": {"interruptOnError": True}})
+    receiver.answer = {"setUserMetadata": [{"key": "k", "value": "not base64!"}]}
+    bot = await machine(api, "badmeta-bot")
+    access = (await client_credentials(api, bot, f"openid {API_SCOPE}"))["access_token"]
+    info = await api.client.get("/oidc/v1/userinfo", headers={"authorization": f"Bearer {access}"})
+    assert info.status_code == 403, info.text
+    assert "base64" in info.text
+    listed = await api.ok(
+        "zitadel.user.v2.UserService", "ListUserMetadata", {"userId": bot.user_id}
+    )
+    assert listed.get("metadata", []) == []
