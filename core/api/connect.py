@@ -39,6 +39,7 @@ from litestar.handlers import HTTPRouteHandler
 
 from donjon.core.errors import ConcurrencyError, UniqueConstraintError
 from donjon.core.events import StoredEvent
+from donjon.core.identity.writemodel import WriteModel
 from donjon.core.logs import request_id
 from donjon.core.projections.inline import ProjectionVersionError
 
@@ -242,6 +243,22 @@ class Call:
 
 
 Handler = Callable[[Call, Any], Awaitable[dict[str, Any]]]
+
+
+W = TypeVar("W", bound=WriteModel)
+
+
+async def load_existing(
+    call: Call, model: type[W], aggregate_id: str, field_name: str, what: str
+) -> W:
+    """`model`'s state of `aggregate_id`: invalid_argument naming `field_name` when the id
+    is empty, not_found (`what`) when the aggregate does not exist."""
+    if not aggregate_id:
+        raise invalid(field_name, "is required")
+    state = await model.load(call.runtime.store, call.instance_id, aggregate_id)
+    if not state.exists:  # type: ignore[attr-defined]
+        raise not_found(what)
+    return state
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from donjon.core.api.connect import (
     details,
     invalid,
     list_details,
-    not_found,
+    load_existing,
     timestamp,
 )
 from donjon.core.api.queries import (
@@ -113,11 +113,7 @@ async def org_state(
 ) -> orgs.OrgState:
     """The org's write model; invalid_argument when the id is empty, not_found when unknown,
     then permission_denied unless the caller holds `permission` (when given) on the org."""
-    if not org_id:
-        raise invalid(field_name, "is required")
-    state = await orgs.OrgState.load(call.runtime.store, call.instance_id, org_id)
-    if not state.exists:
-        raise not_found("organization")
+    state = await load_existing(call, orgs.OrgState, org_id, field_name, "organization")
     if permission:
         await call.require(permission, org_id=state.id)
     return state

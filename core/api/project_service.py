@@ -22,6 +22,7 @@ from donjon.core.api.connect import (
     Message,
     Service,
     invalid,
+    load_existing,
     not_found,
     timestamp,
 )
@@ -166,11 +167,7 @@ async def project_state(
 ) -> projects.ProjectState:
     """The project's write model; invalid_argument when the id is empty, not_found when unknown,
     then permission_denied unless the caller holds `permission` (when given) on the project."""
-    if not project_id:
-        raise invalid(field_name, "is required")
-    state = await projects.ProjectState.load(call.runtime.store, call.instance_id, project_id)
-    if not state.exists:
-        raise not_found("project")
+    state = await load_existing(call, projects.ProjectState, project_id, field_name, "project")
     if permission:
         await call.require(permission, org_id=state.owner, project_id=state.id)
     return state

@@ -16,7 +16,7 @@ from donjon.core.api.connect import (
     Service,
     details,
     invalid,
-    not_found,
+    load_existing,
     timestamp,
 )
 from donjon.core.events import Event
@@ -108,12 +108,7 @@ class MetadataEntry(Message):
 
 async def load_user(call: Call, user_id: str, field_name: str = "userId") -> UserState:
     """The user's write model; invalid_argument when the id is empty, not_found when unknown."""
-    if not user_id:
-        raise invalid(field_name, "is required")
-    state = await UserState.load(call.runtime.store, call.instance_id, user_id)
-    if not state.exists:
-        raise not_found("user")
-    return state
+    return await load_existing(call, UserState, user_id, field_name, "user")
 
 
 async def authorize(
