@@ -1,10 +1,15 @@
-"""The latency a token function adds: userinfo with and without a `preuserinfo` target.
+"""The latency token functions add: userinfo with and without a `preuserinfo` target, the
+token endpoint with and without a `preaccesstoken` one.
 
-A real `donjon start-from-init` on a fresh store (SQLite, then PostgreSQL);
-a machine user's opaque access token (client credentials, scope openid);
-then --rounds sequential `GET /oidc/v1/userinfo` calls over one keep-alive
-connection, first with no function execution, then with a `restCall` target
-bound to `preuserinfo` that answers one claim to append. The target is a
+A real `donjon start-from-init` on a fresh store (SQLite, then PostgreSQL).
+userinfo: a machine user's opaque access token (client credentials, scope
+openid), then --rounds sequential `GET /oidc/v1/userinfo` calls over one
+keep-alive connection, first with no function execution, then with a
+`restCall` target bound to `preuserinfo` that answers one claim to append.
+token: --rounds sequential client-credentials grants (client_secret_basic)
+of a machine user whose access tokens are JWTs (pushed to the store: the v2
+UserService cannot choose the type, as in bench/oidc_tokens.py), without and
+then with a `restCall` target bound to `preaccesstoken`. The target is a
 minimal HTTP/1.1 keep-alive receiver in this process; donjon reaches it
 through its keep-alive connection pool. The difference of the percentiles is
 what one function call adds (HTTP round trip, signing, the execution lookup).
@@ -24,8 +29,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 from actions_delivery import Receiver
 from harness import Server, command, machine, pg_database, save, stores
+from sqlalchemy import select
+
+from donjon.core import ids
+from donjon.core.config import load_settings
+from donjon.core.identity import users
+from donjon.core.instance import list_instances
+from donjon.core.runtime import build_runtime
 
 ACTIONS = "/zitadel.action.v2.ActionService"
 CLAIMS = json.dumps({"appendClaims": [{"key": "department", "value": "it"}]}).encode()
@@ -59,6 +72,51 @@ async def userinfo_latency(server: Server, token: str, rounds: int, claim: bool)
             if r.status_code != 200 or ("department" in r.json()) != claim:
                 raise SystemExit(f"userinfo: {r.status_code} {r.text}")
     return percentiles(samples)
+
+
+async def token_latency(server: Server, secret: str, rounds: int, claim: bool) -> dict[str, Any]:
+    form = {"grant_type": "client_credentials", "scope": "openid"}
+    samples = []
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+        for i in range(20 + rounds):
+            started = time.perf_counter()
+            r = await client.post("/oauth/v2/token", data=form, auth=("fn-jwt", secret))
+            if i >= 20:  # after the warm-up
+                samples.append(time.perf_counter() - started)
+            if r.status_code != 200:
+                raise SystemExit(f"token: {r.status_code} {r.text}")
+            claims = jwt.decode(r.json()["access_token"], options={"verify_signature": False})
+            if ("department" in claims) != claim:
+                raise SystemExit(f"token: unexpected claims {claims}")
+    return percentiles(samples)
+
+
+async def jwt_machine(server: Server) -> None:
+    """Push the machine user `fn-jwt` with JWT access tokens (the v2 API cannot choose)."""
+    env = {k: v for k, v in server.env.items() if k.startswith("DONJON_")}
+    runtime = build_runtime(load_settings([], env=env))
+    try:
+        async with runtime.db.read() as conn:
+            instance_id = str((await list_instances(conn))[0]["id"])
+            org_id = (
+                await conn.execute(
+                    select(users.users_table.c.resource_owner).where(
+                        users.users_table.c.username == "bench-sa"
+                    )
+                )
+            ).scalar_one()
+        await runtime.store.push(
+            users.new_user(
+                instance_id,
+                ids.new_id(),
+                org_id,
+                [users.MachineAdded(username="fn-jwt", name="fn-jwt", access_token_type="jwt")],
+                "fn-jwt",
+            ),
+            creator="bench",
+        )
+    finally:
+        await runtime.close()
 
 
 async def run_store(kind: str, rounds: int, folder: Path) -> dict[str, Any]:
@@ -100,7 +158,19 @@ async def measure(server: Server, receiver: Receiver, rounds: int) -> dict[str, 
                 headers={"authorization": ""},
             )
             token = r.json()["access_token"]
+            await jwt_machine(server)
+            jwt_id = (
+                await ok(
+                    api,
+                    "/zitadel.user.v2.UserService/ListUsers",
+                    {"queries": [{"userNameQuery": {"userName": "fn-jwt"}}]},
+                )
+            )["result"][0]["userId"]
+            jwt_secret = (
+                await ok(api, "/zitadel.user.v2.UserService/AddSecret", {"userId": jwt_id})
+            )["clientSecret"]
             without = await userinfo_latency(server, token, rounds, claim=False)
+            token_without = await token_latency(server, jwt_secret, rounds, claim=False)
             target = await ok(
                 api,
                 f"{ACTIONS}/CreateTarget",
@@ -117,11 +187,21 @@ async def measure(server: Server, receiver: Receiver, rounds: int) -> dict[str, 
                 {"condition": {"function": {"name": "preuserinfo"}}, "targets": [target["id"]]},
             )
             with_function = await userinfo_latency(server, token, rounds, claim=True)
+            await ok(
+                api,
+                f"{ACTIONS}/SetExecution",
+                {"condition": {"function": {"name": "preaccesstoken"}}, "targets": [target["id"]]},
+            )
+            token_with = await token_latency(server, jwt_secret, rounds, claim=True)
     return {
         "userinfo": without,
         "userinfo_with_preuserinfo": with_function,
         "added_p50_ms": round(with_function["p50_ms"] - without["p50_ms"], 2),
         "added_p99_ms": round(with_function["p99_ms"] - without["p99_ms"], 2),
+        "token_jwt": token_without,
+        "token_jwt_with_preaccesstoken": token_with,
+        "token_added_p50_ms": round(token_with["p50_ms"] - token_without["p50_ms"], 2),
+        "token_added_p99_ms": round(token_with["p99_ms"] - token_without["p99_ms"], 2),
     }
 
 

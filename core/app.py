@@ -65,6 +65,12 @@ def create_app(runtime: Runtime, *, run_projections: bool = True) -> Edge:
                 "async projections running: %s",
                 ", ".join(p.name for p in runtime.runner.projections),
             )
+        if run_projections and runtime.event_hooks.subscribers:
+            # Before the first request: events pushed from now on reach new subscribers.
+            await runtime.event_hooks.prepare()
+            task = asyncio.create_task(runtime.event_hooks.run(), name="on_event hooks")
+            task.add_done_callback(_report_runner_end)
+            runner.append(task)
         log.info(
             "donjon serves %s (listening on %s:%d)",
             runtime.settings.external_url,

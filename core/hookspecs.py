@@ -220,6 +220,27 @@ def on_events_pushed(events: list[StoredEvent]) -> None:
     """
 
 
+@hookspec
+def on_event(event: StoredEvent, runtime: Runtime) -> None:
+    """React to one committed event, durably: at least once, in position order.
+
+    Called by every serving process's event hook runner for each event
+    committed to the store (by any process) after the plugin was first run,
+    in position order, outside any transaction: the implementation may push
+    events. Each plugin has its own tracked position (`on_event:<plugin>` in
+    `donjon projections list`); it moves past an event once the
+    implementation returned. An exception stops that plugin's delivery at the
+    event, which is tried again after `Projections.RetryFailedAfter` and
+    parked after `Projections.MaxFailureCount` failures. A crash mid-batch
+    delivers the batch again: deduplicate by `event.position` if it matters.
+    On PostgreSQL each event goes to one process.
+
+    :param event: the event as stored (type, aggregate, payload, position).
+    :param runtime: the process's `donjon.core.runtime.Runtime`.
+    :return: nothing (or an awaitable, which is awaited); the value is ignored.
+    """
+
+
 # -- customisation: each implementation may rewrite the value, in turn -------------------
 
 

@@ -23,6 +23,7 @@ from donjon.core.plugins import (
     plugin_settings,
 )
 from donjon.core.projections.base import Projection
+from donjon.core.projections.event_hooks import EventHookRunner
 from donjon.core.projections.inline import InlineProjections
 from donjon.core.projections.runner import ProjectionRunner
 from donjon.core.settings import Settings
@@ -42,6 +43,7 @@ class Runtime:
     plugin_settings: dict[str, Any]
     keys: KeyStore | None = None
     runner: ProjectionRunner = field(init=False)
+    event_hooks: EventHookRunner = field(init=False)
     instances: InstanceDirectory = field(init=False)
     metrics: Metrics = field(init=False)
     readiness: Readiness = field(init=False)
@@ -51,6 +53,7 @@ class Runtime:
         self.runner = ProjectionRunner(
             self.db, self.store, self.projections, self.settings.Projections
         )
+        self.event_hooks = EventHookRunner(self)
         self.instances = InstanceDirectory(self.db)
         self.metrics = Metrics()
         self.readiness = Readiness(self)
@@ -58,6 +61,7 @@ class Runtime:
         self.store.inline_handlers.append(InlineProjections(self.projections))
         for listener in (
             self.runner.notify,
+            self.event_hooks.notify,
             self.instances.observe,
             self.metrics.observe_push,
             self._announce,

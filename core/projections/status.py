@@ -37,4 +37,19 @@ async def projection_status(runtime: Runtime) -> list[dict[str, Any]]:
                 "parked": parked.get(p.name, 0),
             }
         )
+    hooks = getattr(runtime, "event_hooks", None)  # plugins' on_event positions
+    for s in hooks.subscribers if hooks is not None else []:
+        state = states.get(s.name)
+        position = state.position if state else 0
+        rows.append(
+            {
+                "name": s.name,
+                "kind": "on_event",
+                "version": state.version if state else 1,
+                "status": state.status if state else "not started",
+                "position": position,
+                "lag": max(head - position, 0) if state else 0,
+                "parked": parked.get(s.name, 0),
+            }
+        )
     return rows

@@ -567,6 +567,46 @@ async def test_hook_on_events_pushed(settings: Settings, caplog: pytest.LogCaptu
         await runtime.close()
 
 
+class PingPong(PingEvents):
+    """Answers each ping with a pong pushed from inside on_event; fails once on "flaky"."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[int, str]] = []
+        self.flaky_failures = 1
+
+    @hookimpl
+    async def on_event(self, event: StoredEvent, runtime: Runtime) -> None:
+        if event.type != Pinged.TYPE or event.payload["note"].startswith("pong"):
+            return
+        if event.payload["note"] == "flaky" and self.flaky_failures:
+            self.flaky_failures -= 1
+            raise RuntimeError("not now")
+        self.seen.append((event.position, event.payload["note"]))
+        await runtime.store.push(
+            ping(event.instance_id, f"pong {event.payload['note']}", pinger="p2"), creator="echo"
+        )
+
+
+async def test_hook_on_event(settings: Settings) -> None:
+    settings.Projections.RetryFailedAfter = timedelta(milliseconds=50)
+    echo = PingPong()
+    runtime = await set_up(settings, manager(settings, echo=echo))
+    try:
+        instance_id = await first_instance(runtime)
+        # The served app runs the event hook runner: pushes wake it, a failure is retried.
+        async with client_of(create_app(runtime)):
+            stored = await runtime.store.push(
+                [ping(instance_id, "a"), ping(instance_id, "flaky"), ping(instance_id, "b")],
+                creator="test",
+            )
+            assert await eventually(lambda: len(echo.seen) == 3)
+        assert echo.seen == [(e.position, e.payload["note"]) for e in stored]
+        pongs = await runtime.store.query(EventQuery(event_types=(Pinged.TYPE,)))
+        assert [e.payload["note"] for e in pongs][3:] == ["pong a", "pong flaky", "pong b"]
+    finally:
+        await runtime.close()
+
+
 # -- customisation hooks -----------------------------------------------------------------
 
 
