@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 PUSH_LOCK_KEY = 0x646F6E6A
 
 InlineHandler = Callable[[AsyncConnection, list[StoredEvent]], Awaitable[None]]
+# Works out a push's changes while it holds the push lock (see `push_decided`).
+Decider = Callable[[AsyncConnection], Awaitable[Sequence[AggregateChanges]]]
 PushListener = Callable[[list[StoredEvent]], None]
 
 
@@ -93,7 +95,7 @@ class EventStore:
         while True:
             try:
                 async with self.db.write() as conn:
-                    stored = await self.push_in(conn, changes, creator=creator)
+                    stored = await self.push_in(conn, changes, creator=creator) if changes else []
                 break
             except DBAPIError as exc:
                 if not is_transient(exc) or attempt >= self.max_retries:
@@ -104,6 +106,45 @@ class EventStore:
             for listener in self.listeners:
                 listener(stored)
         return stored
+
+    async def push_decided(self, decide: Decider, *, creator: str) -> list[StoredEvent]:
+        """Push the changes `decide(conn)` works out while this push holds the push lock.
+
+        For a command that must never lose a race but must decide on the
+        latest state, such as a login counting failed password checks: the
+        lock is taken first, so what `decide` reads in `conn` includes every
+        committed push and nothing can commit before this one does. Its
+        changes then need no `expected_sequence`. `decide` returns the changes
+        (none: nothing is pushed) or raises to push nothing; it must be quick,
+        since every other push waits for it, and its changes must not claim
+        unique values (a claim can wait for a push that waits for the lock).
+        A transaction the database aborts as transient is rerun, `decide`
+        included, as in `push`.
+        """
+        attempt = 0
+        while True:
+            try:
+                async with self.db.write() as conn:
+                    await self._lock(conn)
+                    changes = list(await decide(conn))
+                    if any(change.unique for change in changes):
+                        raise ValueError("push_decided: changes must not claim unique values")
+                    stored = await self.push_in(conn, changes, creator=creator) if changes else []
+                break
+            except DBAPIError as exc:
+                if not is_transient(exc) or attempt >= self.max_retries:
+                    raise
+                attempt += 1
+                log.info("push aborted by the database (%s); retry %d", exc.orig, attempt)
+        if stored:
+            for listener in self.listeners:
+                listener(stored)
+        return stored
+
+    async def _lock(self, conn: AsyncConnection) -> None:
+        """Take the push lock until the transaction ends (SQLite: already held)."""
+        if self.db.is_postgres:
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PUSH_LOCK_KEY})
 
     async def push_in(
         self, conn: AsyncConnection, changes: Sequence[AggregateChanges], *, creator: str
@@ -119,8 +160,7 @@ class EventStore:
         self._check(changes)
         # Before the lock: a claim may wait for another push holding the value.
         await self._apply_unique(conn, changes)
-        if self.db.is_postgres:
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PUSH_LOCK_KEY})
+        await self._lock(conn)
         heads = await self._heads(conn, changes)
         last = await self.max_position(conn)
         now = datetime.now(UTC)

@@ -36,12 +36,12 @@ from donjon.core.identity.sessions import (
     SessionUserChecked,
     format_time,
 )
+from donjon.core.identity.user_password import PasswordCheck
 from donjon.core.identity.users import (
     ACTIVE,
     HUMAN,
     INITIAL,
     LOCKED,
-    UserState,
     users_table,
 )
 from donjon.core.plugins import collect_by_plugin
@@ -234,20 +234,21 @@ async def check_password(ctx: CheckContext, value: dict[str, Any]) -> CheckOutco
         raise ConnectError("failed_precondition", f"{ctx.path}: check the user first (checks.user)")
     if not password:
         raise invalid(f"{ctx.path}.password", "must not be empty")
-    user = await UserState.load(ctx.runtime.store, ctx.instance_id, ctx.user_id)
-    if not user.exists:
-        raise ConnectError("not_found", f"{ctx.path}: the session's user no longer exists")
-    if user.state == LOCKED:
-        raise ConnectError("failed_precondition", f"{ctx.path}: the user is locked")
-    if user.state not in (ACTIVE, INITIAL):
-        raise ConnectError("failed_precondition", f"{ctx.path}: the user is not active")
-    if not user.password_hash:
-        raise ConnectError("failed_precondition", f"{ctx.path}: the user has no password")
-    if not await user_password.check_password(
-        ctx.runtime, ctx.instance_id, ctx.user_id, password, state=user
-    ):
+    outcome = await user_password.password_check(
+        ctx.runtime, ctx.instance_id, ctx.user_id, password
+    )
+    if outcome == PasswordCheck.OK:
+        return CheckOutcome([SessionPasswordChecked(checked_at=format_time(ctx.now))])
+    if outcome == PasswordCheck.WRONG:
         raise invalid(f"{ctx.path}.password", "the password is invalid")
-    return CheckOutcome([SessionPasswordChecked(checked_at=format_time(ctx.now))])
+    if outcome == PasswordCheck.NOT_FOUND:
+        raise ConnectError("not_found", f"{ctx.path}: the session's user no longer exists")
+    problem = {
+        PasswordCheck.LOCKED: "the user is locked",
+        PasswordCheck.INACTIVE: "the user is not active",
+        PasswordCheck.NO_PASSWORD: "the user has no password",
+    }[outcome]
+    raise ConnectError("failed_precondition", f"{ctx.path}: {problem}")
 
 
 CORE_CHECKS = [SessionCheck("user", check_user), SessionCheck("password", check_password)]

@@ -6,23 +6,38 @@ Imported hashes (`hashedPassword` of the API) are taken as they are when
 they are bcrypt (`$2a$`, `$2b$`, `$2y$`) or argon2 PHC strings; the first
 successful login replaces them with a fresh argon2id hash.
 
-`check_password` is what a login calls: it records the check on the user
+`password_check` is what a login calls: it records the check on the user
 (`user.human.password.check.succeeded|failed`) and locks the user (`user.locked`)
 when the lockout policy's `max_password_attempts` failures in a row are reached.
+It reads the user's `users` row, never its history (which every login
+lengthens), and concurrent logins of one user do not conflict.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from donjon.core.errors import ConcurrencyError
-from donjon.core.events import AggregateChanges, Event
+from donjon.core.events import Aggregate, AggregateChanges, Event
 from donjon.core.identity import policies
 from donjon.core.identity import user_events as ev
 from donjon.core.identity.passwords import UnsupportedHashError, Verification
-from donjon.core.identity.users import ACTIVE, HUMAN, INITIAL, UserState
+from donjon.core.identity.users import (
+    ACTIVE,
+    AGGREGATE,
+    HUMAN,
+    INITIAL,
+    LOCKED,
+    UserState,
+    users_table,
+)
 
 if TYPE_CHECKING:
     from donjon.core.runtime import Runtime
@@ -34,7 +49,7 @@ _BCRYPT = re.compile(r"^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$")
 _ARGON2 = re.compile(
     r"^\$argon2(id|i|d)\$(v=\d+\$)?m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+={0,2}\$[A-Za-z0-9+/]+={0,2}$"
 )
-# A lost race with another change to the user is decided again on fresh state.
+# A password changed during a login's argon2 work is verified again, this often.
 _ATTEMPTS = 3
 
 
@@ -93,67 +108,151 @@ async def verify_current(runtime: Runtime, state: UserState, password: str) -> b
         return False
 
 
-async def max_password_attempts(runtime: Runtime, instance_id: str, org_id: str) -> int:
-    """The lockout policy's MaxPasswordAttempts for the org's users (0: never lock)."""
-    async with runtime.db.read() as conn:
+async def max_password_attempts(
+    runtime: Runtime, instance_id: str, org_id: str, conn: AsyncConnection | None = None
+) -> int:
+    """The lockout policy's MaxPasswordAttempts for the org's users (0: never lock),
+    read in `conn` when given."""
+    if conn is not None:
         policy = await policies.lockout(conn, instance_id, org_id, runtime.settings)
-    return policy.max_password_attempts
+        return policy.max_password_attempts
+    async with runtime.db.read() as own:
+        return await max_password_attempts(runtime, instance_id, org_id, own)
 
 
-async def check_password(
-    runtime: Runtime,
-    instance_id: str,
-    user_id: str,
-    password: str,
-    *,
-    state: UserState | None = None,
-) -> bool:
+class PasswordCheck(StrEnum):
+    """What a login's password check found (`password_check`)."""
+
+    OK = "ok"
+    WRONG = "wrong"
+    NOT_FOUND = "not_found"  # no such user, or removed
+    LOCKED = "locked"
+    INACTIVE = "inactive"  # deactivated (or in a state other than active or initial)
+    NO_PASSWORD = "no_password"  # a human without a password yet, or a machine
+
+
+@dataclass(frozen=True, slots=True)
+class _Login:
+    """The columns of the user's `users` row a password check needs."""
+
+    type: str
+    state: str
+    owner: str
+    password_hash: str
+    failed: int
+
+    def refusal(self) -> PasswordCheck | None:
+        """Why this user cannot log in with a password at all (None: it may try)."""
+        if self.state == LOCKED:
+            return PasswordCheck.LOCKED
+        if self.state not in (ACTIVE, INITIAL):
+            return PasswordCheck.INACTIVE
+        if self.type != HUMAN or not self.password_hash:
+            return PasswordCheck.NO_PASSWORD
+        return None
+
+
+async def _login_row(conn: AsyncConnection, instance_id: str, user_id: str) -> _Login | None:
+    c = users_table.c
+    row = (
+        await conn.execute(
+            select(
+                c.type, c.state, c.resource_owner, c.password_hash, c.password_check_failed_count
+            ).where(c.instance_id == instance_id, c.id == user_id)
+        )
+    ).first()
+    return _Login(*row) if row is not None else None
+
+
+async def password_check(
+    runtime: Runtime, instance_id: str, user_id: str, password: str
+) -> PasswordCheck:
     """Verify a login's password and record the check on the user.
 
-    False, with nothing recorded, for an unknown, removed, locked or inactive
-    user, or one without a password. Otherwise pushes
-    `user.human.password.check.succeeded` (after `user.human.password.hash.updated`
-    with a fresh argon2id hash when the stored one is bcrypt or of another
-    cost) or `user.human.password.check.failed`, followed by `user.locked` when
-    this failure reaches the lockout policy's `max_password_attempts` (> 0).
+    Nothing is recorded, and the password not even hashed, for a user that
+    cannot log in with a password (not found, locked, inactive, without a
+    password). Otherwise pushes `user.human.password.check.succeeded` (after
+    `user.human.password.hash.updated` with a fresh argon2id hash when the
+    stored one is bcrypt or of another cost) or
+    `user.human.password.check.failed`, followed by `user.locked` when this
+    failure reaches the lockout policy's `max_password_attempts` (> 0).
 
-    `state`: the user's write model, when the caller has just loaded it (a
-    user's history grows with every login: it is read once, not twice); a
-    retry after a concurrent change reads it again.
+    The user's state comes from its `users` row, not its history, which grows
+    with every login. The check events are pushed without an expected
+    sequence, so logins of one user at the same moment never fail each
+    other; the outcome is decided under the push lock on the row as it is
+    then (`EventStore.push_decided`), so the lockout stays exact: of N
+    concurrent wrong passwords, the one that reaches the limit locks, those
+    after it find the user locked and record nothing, as does a right
+    password once the lock is in. The argon2 work runs before the lock; when
+    the password changed in between, it is verified again against the new hash.
     """
-    verified: tuple[str, Verification] | None = None
-    for attempt in range(_ATTEMPTS):
-        if attempt or state is None:
-            state = await UserState.load(runtime.store, instance_id, user_id)
-        if state.type != HUMAN or state.state not in (ACTIVE, INITIAL) or not state.password_hash:
-            return False
-        if len(password.encode()) > MAX_PASSWORD:
-            result = Verification(False)
-        elif verified is not None and verified[0] == state.password_hash:
-            result = verified[1]  # the same hash as before the lost race: no second hashing
-        else:
-            try:
-                result = await runtime.passwords.verify(state.password_hash, password)
-            except UnsupportedHashError:
-                log.warning("user %s has a password hash donjon cannot verify", user_id)
-                return False
-            verified = (state.password_hash, result)
+    async with runtime.db.read() as conn:
+        seen = await _login_row(conn, instance_id, user_id)
+        if seen is None:
+            return PasswordCheck.NOT_FOUND
+        if (refused := seen.refusal()) is not None:
+            return refused
+        limit = await max_password_attempts(runtime, instance_id, seen.owner, conn)
+    for _ in range(_ATTEMPTS):
+        outcome, seen = await _record(runtime, instance_id, user_id, password, seen, limit)
+        if outcome is not None:
+            return outcome
+    raise ConcurrencyError(f"the password of user {user_id} kept changing during a login")
+
+
+async def _record(
+    runtime: Runtime, instance_id: str, user_id: str, password: str, seen: _Login, limit: int
+) -> tuple[PasswordCheck | None, _Login]:
+    """Verify against the hash `seen` and record the outcome under the push lock:
+    (the outcome, the row as then). None when the hash changed meanwhile."""
+    result = await _verify(runtime, user_id, seen.password_hash, password)
+    rehash = ""
+    if result.ok and result.needs_rehash:
+        rehash = await runtime.passwords.hash(password)
+    outcome: PasswordCheck | None = None
+    latest = seen
+
+    async def decide(conn: AsyncConnection) -> list[AggregateChanges]:
+        nonlocal outcome, latest
+        now = await _login_row(conn, instance_id, user_id)
+        if now is None:
+            outcome = PasswordCheck.NOT_FOUND
+            return []
+        latest = now
+        if (refused := now.refusal()) is not None:
+            outcome = refused
+            return []
+        if now.password_hash != seen.password_hash:
+            return []  # changed since it was verified: verified again, outside the lock
         events: list[Event] = []
         if result.ok:
-            if result.needs_rehash:
-                events.append(ev.HumanPasswordHashUpdated(await runtime.passwords.hash(password)))
+            if rehash:
+                events.append(ev.HumanPasswordHashUpdated(rehash))
             events.append(ev.HumanPasswordCheckSucceeded())
+            outcome = PasswordCheck.OK
         else:
             events.append(ev.HumanPasswordCheckFailed())
-            limit = await max_password_attempts(runtime, instance_id, state.owner)
-            if limit > 0 and state.failed_password_attempts + 1 >= limit:
+            if limit > 0 and now.failed + 1 >= limit:
                 events.append(ev.UserLocked())
-        try:
-            await runtime.store.push(
-                AggregateChanges(state.aggregate(), events, expected_sequence=state.sequence),
-                creator=user_id,
-            )
-        except ConcurrencyError:
-            continue
-        return result.ok
-    raise ConcurrencyError(f"user {user_id} kept changing during a password check")
+            outcome = PasswordCheck.WRONG
+        return [AggregateChanges(Aggregate(AGGREGATE, user_id, instance_id, now.owner), events)]
+
+    await runtime.store.push_decided(decide, creator=user_id)
+    return outcome, latest
+
+
+async def _verify(runtime: Runtime, user_id: str, encoded: str, password: str) -> Verification:
+    """Whether `password` matches the hash `encoded`; a hash donjon cannot verify matches none."""
+    if len(password.encode()) > MAX_PASSWORD:
+        return Verification(False)
+    try:
+        return await runtime.passwords.verify(encoded, password)
+    except UnsupportedHashError:
+        log.warning("user %s has a password hash donjon cannot verify", user_id)
+        return Verification(False)
+
+
+async def check_password(runtime: Runtime, instance_id: str, user_id: str, password: str) -> bool:
+    """Whether the login's password is right (`password_check`, recorded the same way)."""
+    return await password_check(runtime, instance_id, user_id, password) == PasswordCheck.OK

@@ -125,6 +125,8 @@ users_table = Table(
     Column("password_hash", Text, nullable=False, default=""),
     Column("password_change_required", Boolean, nullable=False, default=False),
     Column("password_changed_at", UTCDateTime, nullable=True),
+    # Failed password checks since the last successful one or unlock (the lockout's count).
+    Column("password_check_failed_count", Integer, nullable=False, default=0),
     # machines
     Column("name", Text, nullable=False, default=""),
     Column("description", Text, nullable=False, default=""),
@@ -176,7 +178,7 @@ class UsersProjection(Projection):
     """`users` and `user_personal_access_tokens`, written in the push transaction."""
 
     name = "users"
-    version = 3
+    version = 4
     inline = True
     tables = (users_table, personal_access_tokens_table)
 
@@ -207,6 +209,7 @@ class UsersProjection(Projection):
             "phone_verified": False,
             "password_change_required": False,
             "password_changed_at": None,
+            "password_check_failed_count": 0,
         }
 
     @handles(HumanAdded.TYPE)
@@ -335,6 +338,17 @@ class UsersProjection(Projection):
         # The same password: neither the change date nor passwordChanged move.
         return [Patch(users_table, self.key(e), {"password_hash": e.payload["password_hash"]})]
 
+    # A login's checks leave the change date and sequence alone: they change
+    # nothing `details` reports. The count is what the lockout reads.
+    @handles(ev.HumanPasswordCheckFailed.TYPE)
+    def password_check_failed(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        count = users_table.c.password_check_failed_count
+        return [Patch(users_table, self.key(e), {"password_check_failed_count": count + 1})]
+
+    @handles(ev.HumanPasswordCheckSucceeded.TYPE)
+    def password_check_succeeded(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return [Patch(users_table, self.key(e), {"password_check_failed_count": 0})]
+
     @handles(ev.UserLocked.TYPE)
     def locked(self, e: StoredEvent):  # type: ignore[no-untyped-def]
         return [self.touch(e, state=LOCKED)]
@@ -343,8 +357,12 @@ class UsersProjection(Projection):
     def deactivated(self, e: StoredEvent):  # type: ignore[no-untyped-def]
         return [self.touch(e, state=INACTIVE)]
 
-    @handles(ev.UserUnlocked.TYPE, ev.UserReactivated.TYPE)
-    def activated(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+    @handles(ev.UserUnlocked.TYPE)
+    def unlocked(self, e: StoredEvent):  # type: ignore[no-untyped-def]
+        return [self.touch(e, state=ACTIVE, password_check_failed_count=0)]
+
+    @handles(ev.UserReactivated.TYPE)
+    def reactivated(self, e: StoredEvent):  # type: ignore[no-untyped-def]
         return [self.touch(e, state=ACTIVE)]
 
     @handles(ev.MachineSecretSet.TYPE)

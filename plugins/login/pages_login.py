@@ -27,7 +27,7 @@ from donjon.core.identity.session_commands import (
     user_agent,
 )
 from donjon.core.identity.sessions import SessionState
-from donjon.core.identity.users import LOCKED, UserState, users_table
+from donjon.core.identity.users import LOCKED, get_user, users_table
 from donjon.core.runtime import Runtime
 from donjon.plugins.login import auth_requests
 from donjon.plugins.login.flow import LoginContext
@@ -312,8 +312,9 @@ async def password_message(
     ctx: LoginContext, state: SessionState, exc: ConnectError, vague: bool
 ) -> str:
     """The message of a failed password check: wrong, or locked (now or before)."""
-    user = await UserState.load(ctx.runtime.store, ctx.instance_id, state.user_id)
-    if user.state == LOCKED:
+    async with ctx.runtime.db.read() as conn:
+        user = await get_user(conn, ctx.instance_id, state.user_id)
+    if user is not None and user["state"] == LOCKED:
         return LOCKED_USER
     if exc.code == "invalid_argument":
         return WRONG_LOGIN if vague else WRONG_PASSWORD

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import bcrypt
@@ -10,15 +11,19 @@ from argon2 import PasswordHasher as Argon2Hasher
 from sqlalchemy import select
 
 from donjon.core import ids
+from donjon.core.events import AggregateChanges
+from donjon.core.identity import user_events as ev
 from donjon.core.identity import user_password
 from donjon.core.identity.orgs import orgs_table
 from donjon.core.identity.user_password import (
+    PasswordCheck,
     PasswordRejected,
     check_imported_hash,
     check_password,
     hash_new_password,
+    password_check,
 )
-from donjon.core.identity.users import HumanAdded, get_user, new_user
+from donjon.core.identity.users import HumanAdded, UserState, get_user, new_user
 from tests.conftest import make_settings
 
 pytestmark = pytest.mark.anyio
@@ -144,6 +149,136 @@ async def test_unknown_users_and_users_without_password_fail_quietly(runtime: An
     after_add = await runtime.store.max_position()
     assert await check_password(runtime, instance_id, no_password, "x") is False
     assert await runtime.store.max_position() == after_add > before
+
+
+async def test_concurrent_logins_of_one_user_all_succeed(runtime: Any) -> None:
+    good = await runtime.passwords.hash("Right-pass-1")
+    instance_id, user_id = await _human(runtime, good)
+    checks = [check_password(runtime, instance_id, user_id, "Right-pass-1") for _ in range(16)]
+    assert await asyncio.gather(*checks) == [True] * 16
+    types = await _types(runtime, instance_id, user_id)
+    assert types.count("user.human.password.check.succeeded") == 16
+
+
+async def test_concurrent_wrong_passwords_lock_the_user_exactly_at_the_limit(
+    runtime: Any,
+) -> None:
+    good = await runtime.passwords.hash("Right-pass-1")
+    instance_id, user_id = await _human(runtime, good)
+    wrong = [check_password(runtime, instance_id, user_id, "wrong") for _ in range(12)]
+    assert await asyncio.gather(*wrong) == [False] * 12
+    types = await _types(runtime, instance_id, user_id)
+    # The checks after the one that locked found the user locked: not recorded.
+    assert types[1:] == ["user.human.password.check.failed"] * MAX_ATTEMPTS + ["user.locked"]
+    async with runtime.db.read() as conn:
+        row = await get_user(conn, instance_id, user_id)
+    assert row is not None
+    assert (row["state"], row["password_check_failed_count"]) == ("locked", MAX_ATTEMPTS)
+    assert await password_check(runtime, instance_id, user_id, "Right-pass-1") == (
+        PasswordCheck.LOCKED
+    )
+    assert await _types(runtime, instance_id, user_id) == types
+
+
+async def test_a_lock_is_never_lost_when_right_and_wrong_passwords_race(runtime: Any) -> None:
+    good = await runtime.passwords.hash("Right-pass-1")
+    instance_id, user_id = await _human(runtime, good)
+    attempts = ["wrong", "Right-pass-1"] * 8
+    results = await asyncio.gather(
+        *(check_password(runtime, instance_id, user_id, p) for p in attempts)
+    )
+    assert results.count(True) <= 8 and not any(results[0::2])
+    # Whatever the order, the history is one a sequential run could write:
+    # failures in a row lock at the limit, and nothing is checked once locked.
+    failures, locked = 0, False
+    for kind in (await _types(runtime, instance_id, user_id))[1:]:
+        assert not locked, f"{kind} recorded on a locked user"
+        if kind == "user.human.password.check.succeeded":
+            failures = 0
+        elif kind == "user.human.password.check.failed":
+            failures += 1
+            assert failures <= MAX_ATTEMPTS
+        else:
+            assert (kind, failures) == ("user.locked", MAX_ATTEMPTS)
+            locked = True
+    assert locked == (failures == MAX_ATTEMPTS)
+    async with runtime.db.read() as conn:
+        row = await get_user(conn, instance_id, user_id)
+    assert row is not None
+    assert (row["state"] == "locked", row["password_check_failed_count"]) == (locked, failures)
+    # The write model folds the same history to the same count.
+    state = await UserState.load(runtime.store, instance_id, user_id)
+    assert state.failed_password_attempts == failures
+
+
+async def test_unlocking_resets_the_failure_count(runtime: Any) -> None:
+    good = await runtime.passwords.hash("Right-pass-1")
+    instance_id, user_id = await _human(runtime, good)
+    for _ in range(MAX_ATTEMPTS):
+        assert await check_password(runtime, instance_id, user_id, "wrong") is False
+    state = await UserState.load(runtime.store, instance_id, user_id)
+    await runtime.store.push(
+        AggregateChanges(state.aggregate(), [ev.UserUnlocked()], expected_sequence=state.sequence),
+        creator="admin",
+    )
+    # A fresh count: the next failure does not lock again at once.
+    assert await password_check(runtime, instance_id, user_id, "wrong") == PasswordCheck.WRONG
+    assert await password_check(runtime, instance_id, user_id, "Right-pass-1") == PasswordCheck.OK
+
+
+async def test_a_login_reads_the_users_row_not_the_history(runtime: Any, monkeypatch: Any) -> None:
+    good = await runtime.passwords.hash("Right-pass-1")
+    instance_id, user_id = await _human(runtime, good)
+    state = await UserState.load(runtime.store, instance_id, user_id)
+    past = [ev.HumanPasswordCheckSucceeded(), ev.HumanPasswordCheckFailed()] * 1500
+    await runtime.store.push(AggregateChanges(state.aggregate(), past), creator=user_id)
+    read: list[Any] = []
+    query = runtime.store.query
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        found = await query(*args, **kwargs)
+        read.extend(e for e in found if e.aggregate_id == user_id)
+        return found
+
+    monkeypatch.setattr(runtime.store, "query", counting)
+    assert await check_password(runtime, instance_id, user_id, "Right-pass-1") is True
+    assert await check_password(runtime, instance_id, user_id, "wrong") is False
+    assert read == []  # none of its 3,001 events
+    assert (await _types(runtime, instance_id, user_id))[-2:] == [
+        "user.human.password.check.succeeded",
+        "user.human.password.check.failed",
+    ]
+
+
+async def test_a_password_changed_during_the_check_is_verified_again(
+    runtime: Any, monkeypatch: Any
+) -> None:
+    old = await runtime.passwords.hash("Old-pass-1")
+    instance_id, user_id = await _human(runtime, old)
+    new = await runtime.passwords.hash("New-pass-1")
+    verify = runtime.passwords.verify
+    verified: list[str] = []
+
+    async def changed_meanwhile(encoded: str, password: str) -> Any:
+        result = await verify(encoded, password)
+        if not verified:  # the user changes its password while the login hashes
+            state = await UserState.load(runtime.store, instance_id, user_id)
+            await runtime.store.push(
+                AggregateChanges(state.aggregate(), [ev.HumanPasswordChanged(new)]),
+                creator=user_id,
+            )
+        verified.append(encoded)
+        return result
+
+    monkeypatch.setattr(runtime.passwords, "verify", changed_meanwhile)
+    assert await password_check(runtime, instance_id, user_id, "Old-pass-1") == (
+        PasswordCheck.WRONG
+    )
+    assert verified == [old, new]
+    assert (await _types(runtime, instance_id, user_id))[-2:] == [
+        "user.human.password.changed",
+        "user.human.password.check.failed",
+    ]
 
 
 async def test_new_passwords_must_meet_the_complexity_policy(runtime: Any) -> None:
