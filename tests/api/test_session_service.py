@@ -182,6 +182,75 @@ async def test_the_lockout_policy_locks_the_user_after_its_attempts(api: Api) ->
     await api.ok(SESSIONS, "SetSession", right)
 
 
+async def test_concurrent_logins_of_one_user_all_succeed(api: Api) -> None:
+    alice = await add_person(api)
+    body = {"checks": {"user": {"userId": alice}, "password": {"password": PASSWORD}}}
+    answers = await asyncio.gather(*(api.call(SESSIONS, "CreateSession", body) for _ in range(16)))
+    assert [status for status, _ in answers] == [200] * 16, answers
+    assert len({data["sessionId"] for _, data in answers}) == 16
+    succeeded = await api.runtime.store.query(
+        EventQuery(aggregate_ids=(alice,), event_types=("user.human.password.check.succeeded",))
+    )
+    assert len(succeeded) == 16
+
+
+async def test_concurrent_wrong_passwords_lock_the_user_once_at_the_limit(api: Api) -> None:
+    alice = await add_person(api)
+    await api.ok(
+        "settings", "SetLockoutSettings", {"ctx": {"instance": True}, "maxPasswordAttempts": "3"}
+    )
+    wrong = {"checks": {"user": {"userId": alice}, "password": {"password": "wrong"}}}
+    answers = await asyncio.gather(*(api.call(SESSIONS, "CreateSession", wrong) for _ in range(10)))
+    codes = [data["code"] for _, data in answers]
+    # A check that started before the lock is a wrong password; one after, a locked user.
+    assert set(codes) <= {"invalid_argument", "failed_precondition"}, answers
+    assert codes.count("invalid_argument") >= 3
+    kinds = [
+        e.type
+        for e in await api.runtime.store.aggregate_events(api.instance_id, "user", alice)
+        if e.type.startswith(("user.human.password.check", "user.locked"))
+    ]
+    assert kinds == ["user.human.password.check.failed"] * 3 + ["user.locked"]
+    user = (await api.ok("user", "GetUserByID", {"userId": alice}))["user"]
+    assert user["state"] == "USER_STATE_LOCKED"
+    right = {"checks": {"user": {"userId": alice}, "password": {"password": PASSWORD}}}
+    assert (await api.error(SESSIONS, "CreateSession", right))[1] == "failed_precondition"
+
+
+async def test_a_user_with_thousands_of_past_logins_logs_in_without_reading_them(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from donjon.core.events import AggregateChanges
+    from donjon.core.identity import user_events as ev
+    from donjon.core.identity.users import UserState
+
+    alice = await add_person(api)
+    state = await UserState.load(api.runtime.store, api.instance_id, alice)
+    past = [ev.HumanPasswordCheckSucceeded()] * 3000
+    await api.runtime.store.push(AggregateChanges(state.aggregate(), past), creator=alice)
+    store = api.runtime.store
+    query = store.query
+    read: list[Any] = []
+
+    async def counting(q: EventQuery, **kwargs: Any) -> Any:
+        found = await query(q, **kwargs)
+        if alice in q.aggregate_ids:  # a read of alice's history
+            read.extend(found)
+        return found
+
+    monkeypatch.setattr(store, "query", counting)
+    await login(api)
+    assert read == []
+    session = await api.ok(SESSIONS, "CreateSession", {"checks": {"user": {"userId": alice}}})
+    wrong = {"sessionId": session["sessionId"], "checks": {"password": {"password": "nope"}}}
+    assert (await api.error(SESSIONS, "SetSession", wrong))[1] == "invalid_argument"
+    assert read == []  # none of alice's 3,000 and more events, whatever the call
+    monkeypatch.undo()
+    types = [e.type for e in await store.aggregate_events(api.instance_id, "user", alice)]
+    assert types.count("user.human.password.check.succeeded") == 3001
+    assert types[-1] == "user.human.password.check.failed"
+
+
 async def test_tokens_rotate_and_only_the_current_one_works(api: Api) -> None:
     await add_person(api)
     _, stranger = await machine_with_token(api, "stranger")

@@ -3,6 +3,7 @@ account selection, logout and password reset by email."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlparse
@@ -138,6 +139,41 @@ async def test_the_user_is_locked_after_the_policys_attempts(api, browser) -> No
     assert "The password is wrong." in first.text
     assert "This user is locked" in second.text
     assert third.status_code == 400 and "This user is locked" in third.text
+    got = await api.ok("user", "GetUserByID", {"userId": user_id})
+    assert got["user"]["state"] == "USER_STATE_LOCKED"
+
+
+async def test_many_browsers_log_the_same_user_in_at_once(api) -> None:
+    await add_user(api, "alice")
+    browsers = [Browser(api) for _ in range(8)]
+    try:
+        pages = await asyncio.gather(*(log_in(b, "alice") for b in browsers))
+    finally:
+        for b in browsers:
+            await b.close()
+    assert [p.status_code for p in pages] == [200] * 8
+    assert all("Signed in" in p.text for p in pages)
+
+
+async def test_wrong_passwords_in_many_browsers_at_once_lock_the_user(api) -> None:
+    user_id = await add_user(api, "alice")
+    await api.ok(
+        "settings", "SetLockoutSettings", {"ctx": {"instance": True}, "maxPasswordAttempts": "3"}
+    )
+    browsers = [Browser(api) for _ in range(6)]
+    try:
+        pages = await asyncio.gather(*(log_in(b, "alice", "Wrong-1") for b in browsers))
+        # Locked now: the login name is refused at once.
+        await browsers[0].get("/ui/login/login?new=1")
+        again = await browsers[0].submit("/ui/login/login", {"loginName": "alice"})
+    finally:
+        for b in browsers:
+            await b.close()
+    assert all(p.status_code == 400 for p in pages)
+    # Each page says wrong or locked; the one that reached the limit, and those after it, locked.
+    assert all("The password is wrong." in p.text or "This user is locked" in p.text for p in pages)
+    assert sum("This user is locked" in p.text for p in pages) >= 1
+    assert again.status_code == 400 and "This user is locked" in again.text
     got = await api.ok("user", "GetUserByID", {"userId": user_id})
     assert got["user"]["state"] == "USER_STATE_LOCKED"
 
