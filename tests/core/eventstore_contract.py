@@ -240,6 +240,40 @@ class EventStoreContract:
                 raise Abort
         assert await contents(store) == ([], [])
 
+    async def test_push_decided_decides_each_push_on_every_push_committed_before_it(
+        self, store: EventStore
+    ) -> None:
+        """A cap of four renames holds under eight concurrent pushes: each
+        decision sees the renames committed before it, and none commits between."""
+
+        async def rename_below_the_cap(conn: AsyncConnection) -> list[AggregateChanges]:
+            seen = len(await store.query(EventQuery(aggregate_ids=("acc-1",)), conn=conn))
+            await asyncio.sleep(0.01)  # another push would commit here without the lock
+            if seen >= 4:
+                return []
+            return [AggregateChanges(account(), [AccountRenamed(f"after-{seen}")])]
+
+        heard: list[list[StoredEvent]] = []
+        store.listeners.append(heard.append)
+        pushed = await asyncio.gather(
+            *(store.push_decided(rename_below_the_cap, creator="u") for _ in range(8))
+        )
+        stored = await store.aggregate_events("i1", "account", "acc-1")
+        assert [e.payload["display_name"] for e in stored] == [f"after-{i}" for i in range(4)]
+        assert [e.sequence for e in stored] == [1, 2, 3, 4]
+        assert sorted(len(p) for p in pushed) == [0, 0, 0, 0, 1, 1, 1, 1]
+        assert len(heard) == 4  # listeners hear of the pushes that stored events
+
+    async def test_push_decided_refuses_unique_claims_and_writes_nothing(
+        self, store: EventStore
+    ) -> None:
+        async def claims(conn: AsyncConnection) -> list[AggregateChanges]:
+            return [AggregateChanges(account(), [AccountOpened("Ann")], unique=[username("ann")])]
+
+        with pytest.raises(ValueError, match="unique"):
+            await store.push_decided(claims, creator="u")
+        assert await contents(store) == ([], [])
+
     # -- unique constraints ---------------------------------------------------------
 
     async def test_a_taken_unique_value_fails_with_its_message_and_writes_nothing(
