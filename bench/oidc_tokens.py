@@ -401,8 +401,8 @@ async def donjon_loads(server: Server, people_count: int) -> dict[str, Load]:
             ]
             for name, user_id in (("bench-jwt", jwt_machine), ("bench-opaque", opaque_machine))
         }
-        # One person per connection: concurrent logins of one user conflict on
-        # its aggregate (409 aborted), which is not what many users logging in do.
+        # One person per connection by default: many users logging in, each
+        # from one device (--login-people 1: one user from every connection).
         people = [
             (
                 await connect(
@@ -582,6 +582,13 @@ async def main() -> None:
         help="oidc-provider, donjon or both",
     )
     parser.add_argument(
+        "--login-people",
+        type=int,
+        default=0,
+        help="people the login load logs in, connection i the (i mod N)-th (default: one per"
+        " connection; 1: every connection logs in the same person at once)",
+    )
+    parser.add_argument(
         "--argon2",
         metavar="MEMORY_KIB,TIME,THREADS",
         help="the password hash cost for the login run and its bound (default: donjon's"
@@ -621,7 +628,7 @@ async def main() -> None:
             print(f"donjon on {store}", flush=True)
             with tempfile.TemporaryDirectory(dir=DATA) as tmp:
                 async with donjon_server(store, Path(tmp)) as server:
-                    loads = await donjon_loads(server, max(args.clients))
+                    loads = await donjon_loads(server, args.login_people or max(args.clients))
                     ours, theirs, bound = side_by_side(
                         Target(server.process.pid, loads), provider, args
                     )
