@@ -4,12 +4,14 @@ token endpoint with and without a `preaccesstoken` one.
 A real `donjon start-from-init` on a fresh store (SQLite, then PostgreSQL).
 userinfo: a machine user's opaque access token (client credentials, scope
 openid), then --rounds sequential `GET /oidc/v1/userinfo` calls over one
-keep-alive connection, first with no function execution, then with a
+keep-alive connection without a function execution, and --rounds with a
 `restCall` target bound to `preuserinfo` that answers one claim to append.
-token: --rounds sequential client-credentials grants (client_secret_basic)
+token: as many sequential client-credentials grants (client_secret_basic)
 of a machine user whose access tokens are JWTs (pushed to the store: the v2
 UserService cannot choose the type, as in bench/oidc_tokens.py), without and
-then with a `restCall` target bound to `preaccesstoken`. The target is a
+with the target bound to `preaccesstoken`. The rounds run in 10 alternating
+blocks without and with the functions bound (SetExecution between blocks,
+which applies at once), so the machine's other load weighs on both alike. The target is a
 minimal HTTP/1.1 keep-alive receiver in this process; donjon reaches it
 through its keep-alive connection pool. The difference of the percentiles is
 what one function call adds (HTTP round trip, signing, the execution lookup).
@@ -41,6 +43,8 @@ from donjon.core.instance import list_instances
 from donjon.core.runtime import build_runtime
 
 ACTIONS = "/zitadel.action.v2.ActionService"
+BLOCKS = 10  # alternating blocks of rounds without and with the functions bound
+WARM_UP = 5  # requests per block not measured
 CLAIMS = json.dumps({"appendClaims": [{"key": "department", "value": "it"}]}).encode()
 
 
@@ -59,36 +63,37 @@ async def ok(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> Any:
     return r.json()
 
 
-async def userinfo_latency(server: Server, token: str, rounds: int, claim: bool) -> dict[str, Any]:
+async def userinfo_samples(
+    client: httpx.AsyncClient, token: str, rounds: int, claim: bool
+) -> list[float]:
     headers = {"authorization": f"Bearer {token}"}
     samples = []
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-        for _ in range(20):  # warm up
-            await client.get("/oidc/v1/userinfo", headers=headers)
-        for _ in range(rounds):
-            started = time.perf_counter()
-            r = await client.get("/oidc/v1/userinfo", headers=headers)
+    for i in range(WARM_UP + rounds):
+        started = time.perf_counter()
+        r = await client.get("/oidc/v1/userinfo", headers=headers)
+        if i >= WARM_UP:
             samples.append(time.perf_counter() - started)
-            if r.status_code != 200 or ("department" in r.json()) != claim:
-                raise SystemExit(f"userinfo: {r.status_code} {r.text}")
-    return percentiles(samples)
+        if r.status_code != 200 or ("department" in r.json()) != claim:
+            raise SystemExit(f"userinfo: {r.status_code} {r.text}")
+    return samples
 
 
-async def token_latency(server: Server, secret: str, rounds: int, claim: bool) -> dict[str, Any]:
+async def token_samples(
+    client: httpx.AsyncClient, secret: str, rounds: int, claim: bool
+) -> list[float]:
     form = {"grant_type": "client_credentials", "scope": "openid"}
     samples = []
-    async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
-        for i in range(20 + rounds):
-            started = time.perf_counter()
-            r = await client.post("/oauth/v2/token", data=form, auth=("fn-jwt", secret))
-            if i >= 20:  # after the warm-up
-                samples.append(time.perf_counter() - started)
-            if r.status_code != 200:
-                raise SystemExit(f"token: {r.status_code} {r.text}")
-            claims = jwt.decode(r.json()["access_token"], options={"verify_signature": False})
-            if ("department" in claims) != claim:
-                raise SystemExit(f"token: unexpected claims {claims}")
-    return percentiles(samples)
+    for i in range(WARM_UP + rounds):
+        started = time.perf_counter()
+        r = await client.post("/oauth/v2/token", data=form, auth=("fn-jwt", secret))
+        if i >= WARM_UP:
+            samples.append(time.perf_counter() - started)
+        if r.status_code != 200:
+            raise SystemExit(f"token: {r.status_code} {r.text}")
+        claims = jwt.decode(r.json()["access_token"], options={"verify_signature": False})
+        if ("department" in claims) != claim:
+            raise SystemExit(f"token: unexpected claims {claims}")
+    return samples
 
 
 async def jwt_machine(server: Server) -> None:
@@ -169,8 +174,6 @@ async def measure(server: Server, receiver: Receiver, rounds: int) -> dict[str, 
             jwt_secret = (
                 await ok(api, "/zitadel.user.v2.UserService/AddSecret", {"userId": jwt_id})
             )["clientSecret"]
-            without = await userinfo_latency(server, token, rounds, claim=False)
-            token_without = await token_latency(server, jwt_secret, rounds, claim=False)
             target = await ok(
                 api,
                 f"{ACTIONS}/CreateTarget",
@@ -181,18 +184,35 @@ async def measure(server: Server, receiver: Receiver, rounds: int) -> dict[str, 
                     "restCall": {"interruptOnError": True},
                 },
             )
-            await ok(
-                api,
-                f"{ACTIONS}/SetExecution",
-                {"condition": {"function": {"name": "preuserinfo"}}, "targets": [target["id"]]},
-            )
-            with_function = await userinfo_latency(server, token, rounds, claim=True)
-            await ok(
-                api,
-                f"{ACTIONS}/SetExecution",
-                {"condition": {"function": {"name": "preaccesstoken"}}, "targets": [target["id"]]},
-            )
-            token_with = await token_latency(server, jwt_secret, rounds, claim=True)
+
+            async def bind(function: str, bound: bool) -> None:
+                await ok(
+                    api,
+                    f"{ACTIONS}/SetExecution",
+                    {
+                        "condition": {"function": {"name": function}},
+                        "targets": [target["id"]] if bound else [],
+                    },
+                )
+
+            # Blocks with and without the function alternate, so that the load of the
+            # machine (other processes) weighs on both alike.
+            got: dict[str, list[float]] = {k: [] for k in ("ui", "ui_fn", "tk", "tk_fn")}
+            per_block = max(1, rounds // BLOCKS)
+            async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+                for _ in range(BLOCKS):
+                    for bound in (False, True):
+                        await bind("preuserinfo", bound)
+                        await bind("preaccesstoken", bound)
+                        suffix = "_fn" if bound else ""
+                        got["ui" + suffix] += await userinfo_samples(
+                            client, token, per_block, bound
+                        )
+                        got["tk" + suffix] += await token_samples(
+                            client, jwt_secret, per_block, bound
+                        )
+    without, with_function = percentiles(got["ui"]), percentiles(got["ui_fn"])
+    token_without, token_with = percentiles(got["tk"]), percentiles(got["tk_fn"])
     return {
         "userinfo": without,
         "userinfo_with_preuserinfo": with_function,
