@@ -40,6 +40,7 @@ bench: $(BIN)/.installed
 	$(BIN)/python bench/oidc_tokens.py
 	$(BIN)/python bench/actions_delivery.py
 	$(BIN)/python bench/actions_functions.py
+	$(BIN)/python bench/actions_client.py
 
 lint: $(BIN)/.installed
 	$(BIN)/pip install -q ruff
