@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from donjon.core import hookimpl, instance
 from donjon.core.events import Event
 from donjon.core.identity import (
+    app_events,
     app_keys,
     apps,
     authorizations,
@@ -49,7 +50,7 @@ def register_event_types() -> list[type[Event]]:
         *label_assets.EVENT_TYPES,
         *authorizations.EVENT_TYPES,
         *projects.EVENT_TYPES,
-        *apps.EVENT_TYPES,
+        *app_events.EVENT_TYPES,
         *app_keys.EVENT_TYPES,
         *sessions.EVENT_TYPES,
     ]
