@@ -25,6 +25,7 @@ from donjon.core.identity import (
     sessions,
     user_keys,
     user_metadata,
+    user_projection,
     users,
 )
 from donjon.core.projections.base import Projection
@@ -62,7 +63,7 @@ def register_projections() -> list[Projection]:
         instance.InstancesProjection(),
         instance.InstanceTrustedDomainsProjection(),
         orgs.OrgsProjection(),
-        users.UsersProjection(),
+        user_projection.UsersProjection(),
         user_keys.MachineKeysProjection(),
         user_metadata.UserMetadataProjection(),
         members.MembersProjection(),
