@@ -29,7 +29,9 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
-ADMIN_DSN = os.environ.get("DONJON_BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_DSN = os.environ.get(
+    "DONJON_BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 DATA = Path(__file__).resolve().parent / ".data"
 STORES = ("sqlite", "postgres")
 DONJON = Path(sys.executable).parent / "donjon"

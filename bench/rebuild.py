@@ -113,8 +113,17 @@ def rows(planned: list[Planned]) -> Iterator[tuple[Any, ...]]:
     """The events table's rows in position order (columns in `events` order)."""
     for position, (t, n, seq, kind, version) in enumerate(planned, start=1):
         yield (
-            INSTANCE, "user", user_id(n), seq, position, kind, 1,
-            payload(kind, n, version), CREATOR, ORGS[n % len(ORGS)], at(t),
+            INSTANCE,
+            "user",
+            user_id(n),
+            seq,
+            position,
+            kind,
+            1,
+            payload(kind, n, version),
+            CREATOR,
+            ORGS[n % len(ORGS)],
+            at(t),
         )
 
 
@@ -126,8 +135,14 @@ def expected_users(planned: list[Planned]) -> dict[str, tuple[Any, ...]]:
         p = payload(kind, n, version)
         if kind == "user.added":
             state[uid] = {
-                "instance_id": INSTANCE, "id": uid, "owner": ORGS[n % len(ORGS)], **p,
-                "state": "active", "created_at": at(t), "changed_at": at(t), "sequence": seq,
+                "instance_id": INSTANCE,
+                "id": uid,
+                "owner": ORGS[n % len(ORGS)],
+                **p,
+                "state": "active",
+                "created_at": at(t),
+                "changed_at": at(t),
+                "sequence": seq,
             }
             continue
         if kind == "user.removed":

@@ -22,7 +22,9 @@ from sqlalchemy.engine import make_url
 from donjon.core.config import load_settings, merge, parse
 from donjon.core.settings import Settings
 
-ADMIN_DSN = os.environ.get("DONJON_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+ADMIN_DSN = os.environ.get(
+    "DONJON_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 REQUIRE_POSTGRES = os.environ.get("DONJON_TEST_REQUIRE_POSTGRES") == "1"
 # CI sets this too: a real client a test needs (node, Chromium) must be there.
 REQUIRE_TOOLS = os.environ.get("DONJON_TEST_REQUIRE_TOOLS") == "1"
@@ -34,6 +36,8 @@ def require_tool(problem: str | None) -> None:
         if REQUIRE_TOOLS:
             pytest.fail(f"{problem}, and DONJON_TEST_REQUIRE_TOOLS=1")
         pytest.skip(problem)
+
+
 MASTERKEY = b"0123456789abcdef0123456789abcdef"
 
 

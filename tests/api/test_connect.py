@@ -126,7 +126,8 @@ async def test_a_token_of_another_instance_is_401(api: Api, tmp_path: Path) -> N
     assert [o["id"] for o in own.json()["result"]] == [created.org_id]
     assert (foreign.status_code, foreign.json()["code"]) == (401, "unauthenticated")
     assert (await api.as_token(other_token).error("org", "ListOrganizations"))[:2] == (
-        401, "unauthenticated"
+        401,
+        "unauthenticated",
     )
 
 

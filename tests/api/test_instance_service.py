@@ -31,9 +31,9 @@ async def test_get_instance_describes_the_requests_instance(api: Api) -> None:
         }
     ]
     # Naming itself is fine; naming another instance is system-level access.
-    assert (await api.ok("instance", "GetInstance", {"instanceId": api.instance_id}))[
-        "instance"
-    ]["id"] == api.instance_id
+    assert (await api.ok("instance", "GetInstance", {"instanceId": api.instance_id}))["instance"][
+        "id"
+    ] == api.instance_id
     status, code, message = await api.error("instance", "GetInstance", {"instanceId": "other"})
     assert (status, code) == (403, "permission_denied") and message.startswith("instanceId:")
 
@@ -44,7 +44,9 @@ async def test_update_instance_renames_it(api: Api) -> None:
     assert (await api.ok("instance", "GetInstance"))["instance"]["name"] == "ACME IAM"
     before = await api.runtime.store.max_position()
     assert await api.error("instance", "UpdateInstance", {"instanceName": " "}) == (
-        400, "invalid_argument", "instanceName: must not be empty"
+        400,
+        "invalid_argument",
+        "instanceName: must not be empty",
     )
     status, code, message = await api.error("instance", "UpdateInstance", {"instanceName": 3})
     assert (status, code) == (400, "invalid_argument") and message.startswith("instanceName:")
@@ -71,7 +73,8 @@ async def test_list_instances_shows_only_the_callers_instance(api: Api) -> None:
 
 async def host_client(api: Api, host: str) -> httpx.AsyncClient:
     return httpx.AsyncClient(
-        transport=api.client._transport, base_url=f"http://{host}"  # same in-process app
+        transport=api.client._transport,
+        base_url=f"http://{host}",  # same in-process app
     )
 
 
@@ -98,7 +101,8 @@ async def test_a_custom_domain_routes_to_the_instance_until_it_is_removed(api: A
         {"sortingColumn": "DOMAIN_FIELD_NAME_DOMAIN", "pagination": {"asc": True}},
     )
     assert [(d["domain"], d["primary"]) for d in listed["domains"]] == [
-        ("localhost", True), ("login.acme.test", False)
+        ("localhost", True),
+        ("login.acme.test", False),
     ]
     assert listed["pagination"]["totalResult"] == "2"
     primary = await api.ok("instance", "ListCustomDomains", {"filters": [{"primaryFilter": True}]})
@@ -131,9 +135,10 @@ async def test_the_primary_domain_cannot_be_removed_and_bad_domains_are_refused(
         )
         assert (status, code) == (400, "invalid_argument"), bad
         assert message.startswith("customDomain:"), message
-    assert (await api.error("instance", "AddCustomDomain", {"customDomain": "LOCALHOST"}))[
-        :2
-    ] == (409, "already_exists")
+    assert (await api.error("instance", "AddCustomDomain", {"customDomain": "LOCALHOST"}))[:2] == (
+        409,
+        "already_exists",
+    )
     assert await api.runtime.store.max_position() == before
 
 
@@ -198,5 +203,6 @@ async def test_an_instance_viewer_reads_but_does_not_change(api: Api) -> None:
     assert (await viewer.ok("instance", "GetInstance"))["instance"]["id"] == api.instance_id
     assert (await viewer.ok("instance", "ListTrustedDomains"))["trustedDomain"] == []
     assert (await viewer.error("instance", "UpdateInstance", {"instanceName": "x"}))[:2] == (
-        403, "permission_denied"
+        403,
+        "permission_denied",
     )

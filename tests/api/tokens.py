@@ -49,7 +49,11 @@ async def machine_with_token(
     if instance_roles:
         changes.append(
             members.add_member(
-                members.INSTANCE, api.instance_id, api.instance_id, api.instance_id, user_id,
+                members.INSTANCE,
+                api.instance_id,
+                api.instance_id,
+                api.instance_id,
+                user_id,
                 instance_roles,
             )
         )

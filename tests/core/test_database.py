@@ -32,4 +32,3 @@ def test_sqlite_writers_queue_in_every_event_loop_of_a_process(tmp_path: Path) -
         return n
 
     assert asyncio.run(count()) == 6
-

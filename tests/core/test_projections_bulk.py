@@ -55,7 +55,6 @@ live_table = typed_table("bulk_live")
 bulk_table = typed_table("bulk_bulk")
 
 
-
 def single_key_table(name: str) -> Table:
     return Table(name, metadata, Column("id", Text, primary_key=True), Column("n", Integer))
 

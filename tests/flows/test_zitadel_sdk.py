@@ -124,9 +124,7 @@ def test_the_sdk_runs_the_whole_administration_lifecycle(donjon_server: DonjonSe
     got_app = z.applications.get_application(
         ApplicationServiceGetApplicationRequest(application_id=app.application_id)
     )
-    assert got_app.application.oidc_configuration.redirect_uris == [
-        "https://shop.example/callback"
-    ]
+    assert got_app.application.oidc_configuration.redirect_uris == ["https://shop.example/callback"]
 
     authorization_id = z.authorizations.create_authorization(
         AuthorizationServiceCreateAuthorizationRequest(
