@@ -42,6 +42,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from donjon.core.events import StoredEvent
 from donjon.core.eventstore.query import EventQuery
 from donjon.core.eventstore.schema import projection_states
+from donjon.core.projections.follow import follow
 from donjon.core.projections.state import (
     ACTIVE,
     ProjectionState,
@@ -123,26 +124,13 @@ class EventHookRunner:
                 group.create_task(self._follow(s), name=f"on_event {s.name}")
 
     async def _follow(self, s: Subscriber) -> None:
-        wake = self._wake[s.name]
-        every = self.settings.RequeueEvery.total_seconds()
-        while True:
-            wake.clear()
-            try:
-                await self.catch_up(s)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("%s: batch failed; retrying", s.name)
-            timeout = every
-            retry_at = self._retry_at[s.name]
-            if retry_at is not None:
-                timeout = min(
-                    every, max((retry_at - datetime.now(UTC)).total_seconds(), 0.0) + 0.01
-                )
-            try:
-                await asyncio.wait_for(wake.wait(), timeout=timeout)
-            except TimeoutError:
-                pass
+        await follow(
+            s.name,
+            self._wake[s.name],
+            lambda: self.catch_up(s),
+            self.settings.RequeueEvery.total_seconds(),
+            lambda: self._retry_at[s.name],
+        )
 
     async def catch_up(self, s: Subscriber) -> int:
         """Deliver batches until the subscriber is at the head (or waits for a retry, or

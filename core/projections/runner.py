@@ -22,6 +22,7 @@ from donjon.core.events import StoredEvent
 from donjon.core.eventstore.query import EventQuery
 from donjon.core.eventstore.store import EventStore
 from donjon.core.projections.base import Projection
+from donjon.core.projections.follow import follow
 from donjon.core.projections.state import (
     ACTIVE,
     clear_failure,
@@ -75,27 +76,13 @@ class ProjectionRunner:
                 group.create_task(self._follow(p), name=f"projection {p.name}")
 
     async def _follow(self, projection: Projection) -> None:
-        wake = self._wake[projection.name]
-        every = self.settings.RequeueEvery.total_seconds()
-        while True:
-            wake.clear()
-            try:
-                await self.catch_up(projection)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("projection %s: batch failed; retrying", projection.name)
-            timeout = every
-            retry_at = self._retry_at[projection.name]
-            if retry_at is not None:
-                # Retry a failed event when it is due, not at the next periodic look.
-                timeout = min(
-                    every, max((retry_at - datetime.now(UTC)).total_seconds(), 0.0) + 0.01
-                )
-            try:
-                await asyncio.wait_for(wake.wait(), timeout=timeout)
-            except TimeoutError:
-                pass
+        await follow(
+            f"projection {projection.name}",
+            self._wake[projection.name],
+            lambda: self.catch_up(projection),
+            self.settings.RequeueEvery.total_seconds(),
+            lambda: self._retry_at[projection.name],
+        )
 
     async def catch_up(self, projection: Projection) -> int:
         """Handle batches until the projection is at the head (or waits for a retry,
