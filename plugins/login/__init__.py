@@ -43,6 +43,7 @@ def register_routes() -> list[Any]:
         accounts_form,
         accounts_submit,
         cancel,
+        login_entry,
         login_form,
         login_submit,
         next_page,
@@ -57,6 +58,7 @@ def register_routes() -> list[Any]:
     from donjon.plugins.login.static import stylesheet
 
     return [
+        login_entry,
         login_form,
         login_submit,
         password_form,

@@ -152,6 +152,13 @@ async def login_page(
     )
 
 
+@get(["/ui/login", "/ui/login/"])
+async def login_entry(request: Request[Any, Any, Any]) -> Redirect:
+    """The login's entry (what setup prints): the login name page, query kept."""
+    query = request.url.query
+    return Redirect("/ui/login/login" + (f"?{query}" if query else ""), status_code=302)
+
+
 @get("/ui/login/login")
 async def login_form(
     request: Request[Any, Any, Any],

@@ -61,6 +61,16 @@ async def test_pages_are_html_with_a_csrf_token_and_safe_cookies(api, browser) -
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
 
 
+async def test_the_printed_sign_in_url_leads_to_the_login_name_page(api, browser) -> None:
+    # setup prints <external url>/ui/login/ for the first sign-in
+    for entry in ("/ui/login/", "/ui/login"):
+        first = await browser.get(entry + "?loginHint=x", follow=False)
+        assert first.status_code == 302
+        assert first.headers["location"] == "/ui/login/login?loginHint=x"
+        page = await browser.get(entry)
+        assert page.status_code == 200 and 'name="loginName"' in page.text
+
+
 async def test_a_form_without_the_csrf_token_is_refused(api, browser) -> None:
     await add_user(api, "alice")
     await browser.get("/ui/login/login")
