@@ -213,6 +213,12 @@ class Outbox:
         """Queue the deliveries of one batch of events; True when more events wait."""
         limit = self.settings.BatchSize
         queued = 0
+        # Every push of this process wakes this loop: without any event execution
+        # there is nothing to queue, and that is found without a write transaction
+        # (the cursor may stay behind: a new execution only takes events after it).
+        async with self.db.read() as conn:
+            if await self._first_event_execution(conn) is None:
+                return False
         async with self.db.write() as conn:
             stmt = select(cursor_table.c.position).where(cursor_table.c.name == CURSOR)
             if conn.dialect.name == "postgresql":
@@ -223,13 +229,7 @@ class Outbox:
             head = await self.store.max_position(conn)
             if head <= position:
                 return False
-            first_set = (
-                await conn.execute(
-                    select(func.min(executions.executions_table.c.set_position)).where(
-                        executions.executions_table.c.execution_type == executions.EVENT
-                    )
-                )
-            ).scalar()
+            first_set = await self._first_event_execution(conn)
             if first_set is None or first_set >= head:
                 # No event execution could take any of these events.
                 await self._move(conn, head)
@@ -246,6 +246,16 @@ class Outbox:
         if queued:
             self._wake_deliver.set()
         return len(batch) == limit
+
+    @staticmethod
+    async def _first_event_execution(conn: AsyncConnection) -> int | None:
+        """The position at which the earliest event execution was set; None without any."""
+        ex = executions.executions_table
+        return (
+            await conn.execute(
+                select(func.min(ex.c.set_position)).where(ex.c.execution_type == executions.EVENT)
+            )
+        ).scalar()
 
     async def _move(self, conn: AsyncConnection, position: int) -> None:
         await conn.execute(
