@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,11 +27,13 @@ from tests.flows.test_openid_client import (
     custom_login,
     openid_client,  # noqa: F401 - the fixture
     person,
+    rp,
 )
 
 pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).with_name("openid_client_functions.mjs")
+SCRIPT = "actions_rp.mjs"  # its name beside the flows' RP
 ACTIONS = "zitadel.action.v2.ActionService"
 
 
@@ -99,10 +100,13 @@ def bind_functions(server: DonjonServer, receiver: Receiver, interrupt: bool) ->
 
 def code_flow(server: DonjonServer, where: Path, client_id: str, secret: str) -> dict[str, Any]:
     common = {"issuer": server.url, "clientId": client_id, "clientSecret": secret}
-    started = rp(where, phase="start", redirectUri=REDIRECT, scope="openid email", **common)
+    started = rp(
+        where, script=SCRIPT, phase="start", redirectUri=REDIRECT, scope="openid email", **common
+    )
     callback = custom_login(server, started["url"])
     return rp(
         where,
+        script=SCRIPT,
         phase="finish",
         callbackUrl=callback,
         codeVerifier=started["codeVerifier"],
@@ -120,20 +124,8 @@ def payload(token: str) -> dict[str, Any]:
 @pytest.fixture
 def where(openid_client: Path) -> Path:  # noqa: F811 - the fixture above
     """The session's openid-client folder, with this RP beside the flows' (not over it)."""
-    shutil.copy(HERE, openid_client / "actions_rp.mjs")
+    shutil.copy(HERE, openid_client / SCRIPT)
     return openid_client
-
-
-def rp(where: Path, **data: Any) -> dict[str, Any]:
-    done = subprocess.run(
-        ["node", str(where / "actions_rp.mjs"), json.dumps(data)],
-        cwd=where,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_functions_add_claims_to_id_token_access_token_and_userinfo(

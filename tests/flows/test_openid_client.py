@@ -5,8 +5,9 @@ over plain HTTP), the code exchange with ID token validation (signature, nonce, 
 the callback per RFC 9207, at_hash), refresh rotation and reuse detection, userinfo,
 and the end_session URL.
 
-openid-client is installed with npm into a temporary directory once per session;
-without node or npm (or the registry) the tests are skipped."""
+openid-client is installed with npm into a temporary directory once per session.
+Without node or npm (or the registry) the tests skip locally, saying what is missing,
+and fail in CI (DONJON_TEST_REQUIRE_TOOLS=1, see tests.conftest.require_tool)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,9 @@ PASSWORD = "Secr3t-Passw0rd!"
 def openid_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A directory with openid-client installed and the RP script beside it."""
     has_node = shutil.which("node") and shutil.which("npm")
-    require_tool(None if has_node else "node and npm are needed")
+    require_tool(
+        None if has_node else "node and npm drive openid-client here (apt-get install nodejs npm)"
+    )
     where = tmp_path_factory.mktemp("openid-client")
     (where / "package.json").write_text('{"name": "rp", "private": true, "type": "module"}')
     done = subprocess.run(
@@ -52,9 +55,10 @@ def openid_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield where
 
 
-def rp(where: Path, **data: Any) -> dict[str, Any]:
+def rp(where: Path, *, script: str = "rp.mjs", **data: Any) -> dict[str, Any]:
+    """Run an RP script of `where` with `data`; its last output line, as JSON."""
     done = subprocess.run(
-        ["node", str(where / "rp.mjs"), json.dumps(data)],
+        ["node", str(where / script), json.dumps(data)],
         cwd=where,
         capture_output=True,
         text=True,
