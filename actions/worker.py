@@ -18,10 +18,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_running: dict[int, ActionsWorker] = {}
-# Clients of runtimes that serve without the outbox (an app whose lifespan did not run).
-_clients: dict[int, TargetClient] = {}
-_caches: dict[int, ExecutionCache] = {}
+# Kept on the runtime itself, so they live and die with it (a table keyed by
+# id(runtime) handed a new runtime at a reused address the old one's cache,
+# whose database was gone).
+_WORKER = "_donjon_actions_worker"
+# The client of a runtime that serves without the outbox (an app whose lifespan did not run).
+_CLIENT = "_donjon_actions_client"
+_CACHE = "_donjon_actions_cache"
 
 
 class ActionsWorker:
@@ -57,7 +60,7 @@ def _report_end(task: asyncio.Task[None]) -> None:
 
 
 def worker_of(runtime: Runtime) -> ActionsWorker | None:
-    return _running.get(id(runtime))
+    return vars(runtime).get(_WORKER)
 
 
 def client_of(runtime: Runtime) -> TargetClient:
@@ -65,41 +68,43 @@ def client_of(runtime: Runtime) -> TargetClient:
     worker = worker_of(runtime)
     if worker is not None:
         return worker.client
-    client = _clients.get(id(runtime))
+    client: TargetClient | None = vars(runtime).get(_CLIENT)
     if client is None:
         allowed = list(runtime.settings.Actions.HTTP.AllowedHosts)
-        client = _clients[id(runtime)] = TargetClient(runtime.keys, allowed)
+        client = TargetClient(runtime.keys, allowed)
+        setattr(runtime, _CLIENT, client)
     return client
 
 
 def cache_of(runtime: Runtime) -> ExecutionCache:
     """The runtime's cache of targets and executions (made and subscribed on first use)."""
-    cache = _caches.get(id(runtime))
+    cache: ExecutionCache | None = vars(runtime).get(_CACHE)
     if cache is None:
         ttl = runtime.settings.Actions.ExecutionCacheTTL.total_seconds()
-        cache = _caches[id(runtime)] = ExecutionCache(runtime.db, ttl)
+        cache = ExecutionCache(runtime.db, ttl)
+        setattr(runtime, _CACHE, cache)
         runtime.store.listeners.append(cache.notify)
     return cache
 
 
 async def close_client(runtime: Runtime) -> None:
-    cache = _caches.pop(id(runtime), None)
+    cache = vars(runtime).pop(_CACHE, None)
     if cache is not None and cache.notify in runtime.store.listeners:
         runtime.store.listeners.remove(cache.notify)
-    client = _clients.pop(id(runtime), None)
+    client = vars(runtime).pop(_CLIENT, None)
     if client is not None:
         await client.close()
 
 
 async def start(runtime: Runtime) -> None:
     worker = ActionsWorker(runtime)
-    _running[id(runtime)] = worker
+    setattr(runtime, _WORKER, worker)
     worker.start()
     log.info("actions outbox running")
 
 
 async def stop(runtime: Runtime) -> None:
-    worker = _running.pop(id(runtime), None)
+    worker = vars(runtime).pop(_WORKER, None)
     if worker is not None:
         await worker.stop()
     await close_client(runtime)

@@ -147,3 +147,14 @@ async def test_management_calls_without_executions_do_not_read_them_each_time(
     )
     await api.ok("user", "ListUsers", {})
     assert [r.json["fullMethod"] for r in a.requests] == ["/zitadel.user.v2.UserService/ListUsers"]
+
+
+async def test_each_runtime_has_its_own_cache_and_client_living_with_it(api: Api) -> None:
+    # They used to sit in tables keyed by id(runtime): a runtime made at a freed
+    # runtime's address got its cache, bound to a database that no longer existed.
+    from donjon.actions.worker import client_of
+
+    cache, client = cache_of(api.runtime), client_of(api.runtime)
+    assert cache.db is api.runtime.db
+    assert cache_of(api.runtime) is cache and client_of(api.runtime) is client
+    assert vars(api.runtime)["_donjon_actions_cache"] is cache
